@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres install migrate openapi bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/ipt db upgrade
+
+run: migrate
+	$(BIN)/ipt demo
+	$(BIN)/ipt serve --host 127.0.0.1 --port 8000
+
+# The whole suite: SQLite always, PostgreSQL when a server answers (IPT_TEST_POSTGRES_URL).
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+openapi: install
+	$(BIN)/ipt openapi
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,106 @@
+"""Settings: the only place that reads the environment (prefix ``IPT_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_KEYS = {"", "changeme", "change-me", "changethis", "secret", "please-change-me"}
+DEV_KEY_FILE = Path(".ipt-secret-key")
+
+
+class ConfigError(RuntimeError):
+    """A setting makes it unsafe or impossible to start."""
+
+
+class Settings(BaseSettings):
+    """Every ``IPT_*`` setting, with the defaults a developer wants."""
+
+    model_config = SettingsConfigDict(env_prefix="IPT_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite:///./ipt.db"
+    db_pool_size: int = 10
+    db_pool_timeout_seconds: float = 5.0
+    secret_key: str = ""
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "ipt-api"
+    jwt_audience: str = "ipt-api"
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(14, ge=1, le=365)
+    password_hash_memory_kib: int = Field(65536, ge=8)
+    password_hash_time_cost: int = Field(3, ge=1)
+    cors_origins: list[str] = []
+    max_body_bytes: int = 1024 * 1024
+    rate_limit_per_minute: int = 600
+    login_rate_limit_per_minute: int = 10
+    redis_url: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Settings:
+        if self.jwt_algorithm != "HS256" and not (self.jwt_private_key_file and self.jwt_public_key_file):
+            raise ConfigError(f"IPT_JWT_ALGORITHM={self.jwt_algorithm} needs IPT_JWT_PRIVATE_KEY_FILE and IPT_JWT_PUBLIC_KEY_FILE")
+        if self.env == "production":
+            if self.secret_key.strip().lower() in PLACEHOLDER_KEYS or len(self.secret_key.encode()) < 32:
+                raise ConfigError("IPT_SECRET_KEY must be set to a random value of at least 32 bytes in production")
+        elif not self.secret_key:
+            self.secret_key = _development_key() if self.env == "development" else secrets.token_urlsafe(48)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL with the async driver the app uses (aiosqlite, psycopg)."""
+        return _with_driver(self.database_url, "sqlite+aiosqlite", "postgresql+psycopg")
+
+    @property
+    def sync_database_url(self) -> str:
+        """The URL with the sync driver that migrations and the CLI use."""
+        return _with_driver(self.database_url, "sqlite", "postgresql+psycopg")
+
+
+def _with_driver(url: str, sqlite_scheme: str, postgres_scheme: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError("IPT_DATABASE_URL must look like sqlite:///path or postgresql://user@host/db")
+    base = scheme.split("+")[0]
+    if base == "sqlite":
+        return f"{sqlite_scheme}://{rest}"
+    if base in ("postgresql", "postgres"):
+        return f"{postgres_scheme}://{rest}"
+    raise ConfigError(f"unsupported database in IPT_DATABASE_URL: {base}")
+
+
+def _development_key() -> str:
+    """A random key generated once and kept in a git-ignored file, so tokens survive restarts."""
+    if DEV_KEY_FILE.exists():
+        return DEV_KEY_FILE.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    DEV_KEY_FILE.write_text(key + "\n")
+    DEV_KEY_FILE.chmod(0o600)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+

@@ -1,0 +1,87 @@
+"""Database: the async engine, one naming convention, and the per-request transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
+
+from app.core.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata = SQLModel.metadata
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    """The app's async engine: aiosqlite in WAL mode, or psycopg 3 with a pool."""
+    if settings.is_sqlite:
+        engine = create_async_engine(
+            settings.async_database_url,
+            connect_args={"timeout": 30, "isolation_level": None},
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
+        _sqlite_pragmas(engine.sync_engine)
+        return engine
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=False,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_pragmas(sync_engine: sa.Engine) -> None:
+    """WAL for concurrent readers, a busy timeout, and foreign keys (off by default in SQLite)."""
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001
+        # pysqlite's own transaction handling is off (isolation_level=None): we say BEGIN ourselves.
+        # Writers take the write lock up front so that read-then-write checks cannot interleave.
+        mode = conn.info.get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    """One transaction: committed when the block ends normally, rolled back on any error."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.sync_connection.info["sqlite_begin"] = "IMMEDIATE" if write else "DEFERRED"  # type: ignore[union-attr]
+        async with conn.begin():
+            yield conn
+
+
+async def insert_ignoring_conflicts(
+    conn: AsyncConnection, table: sa.Table, values: dict, returning: list[sa.ColumnElement]
+) -> dict | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the new row, or None when a unique key clashed."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table).values(values).on_conflict_do_nothing().returning(*returning)
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row is not None else None

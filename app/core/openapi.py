@@ -1,0 +1,43 @@
+"""OpenAPI helpers: documented error responses and stable operation ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from app.core.schemas import Problem
+
+_DESCRIPTIONS = {
+    400: "Malformed request (bad JSON or header).",
+    401: "No, bad or expired token.",
+    403: "The token lacks the scope or role for this.",
+    404: "No such resource in the caller's reach.",
+    409: "Conflict: a rule, a duplicate, or a key in use.",
+    412: "If-Match does not match the current version.",
+    413: "Body over the size limit.",
+    422: "Validation failed.",
+    428: "If-Match is required.",
+    429: "Rate limited; see Retry-After.",
+    503: "The database is unavailable; see Retry-After.",
+}
+AUTH = (401, 403, 422, 429, 503)
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry for the problem statuses an operation can answer."""
+    codes = sorted(set(statuses))
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/problem+json": {}},
+        }
+        for status in codes
+    }
+
+
+def operation_id(route: APIRoute) -> str:
+    """``tag-route_name``: stable ids for generated clients."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"

@@ -1,0 +1,169 @@
+"""Tokens and secrets: the only module that imports python-jose or the password hasher."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from jose import jwk, jwt
+from jose.exceptions import JOSEError
+
+from app.core.config import Settings
+from app.core.ids import new_id, utcnow
+
+MAX_TOKEN_BYTES = 4096
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "org", "scope", "kind")
+_DECODE_OPTIONS = {
+    "verify_signature": True,
+    "verify_aud": True,
+    "verify_iat": True,
+    "verify_exp": True,
+    "verify_nbf": True,
+    "verify_iss": True,
+    "verify_sub": True,
+    "verify_jti": True,
+    "require_aud": True,
+    "require_iat": True,
+    "require_exp": True,
+    "require_nbf": True,
+    "require_iss": True,
+    "require_sub": True,
+    "require_jti": True,
+    "leeway": 0,
+}
+
+
+class InvalidToken(Exception):
+    """The token is not one this service issued, or no longer valid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The verified claims of an access token."""
+
+    sub: str
+    kind: str
+    org: str
+    scopes: frozenset[str]
+    jti: str
+
+
+class Secrets:
+    """Password hashing (Argon2id), opaque secrets, and JWT signing for one configuration."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._hasher = PasswordHasher(
+            time_cost=settings.password_hash_time_cost,
+            memory_cost=settings.password_hash_memory_kib,
+            parallelism=1,
+            type=Type.ID,
+        )
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._alg = settings.jwt_algorithm
+        if self._alg == "HS256":
+            self._sign_key: str = settings.secret_key
+            self._verify_key: str = settings.secret_key
+        else:
+            self._sign_key = settings.jwt_private_key_file.read_text()  # type: ignore[union-attr]
+            self._verify_key = settings.jwt_public_key_file.read_text()  # type: ignore[union-attr]
+        self._kid = hashlib.sha256(self._verify_key.encode()).hexdigest()[:16]
+
+    # passwords -------------------------------------------------------------
+    def hash_password(self, password: str) -> str:
+        """An Argon2id hash of a password."""
+        return self._hasher.hash(password)
+
+    def verify_password(self, password: str, password_hash: str | None) -> bool:
+        """Check a password; with no account, verify against a dummy hash so timing is the same."""
+        try:
+            ok = self._hasher.verify(password_hash or self._dummy_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        return ok and password_hash is not None
+
+    # high-entropy secrets (client secrets, refresh tokens) ------------------
+    @staticmethod
+    def new_secret() -> str:
+        """A random secret with 256 bits of entropy."""
+        return secrets.token_urlsafe(32)
+
+    def hash_secret(self, secret: str) -> str:
+        """A keyed hash of a random secret: no slow hash needed at 256 bits of entropy."""
+        return hmac.new(self.settings.secret_key.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+    def verify_secret(self, secret: str, secret_hash: str | None) -> bool:
+        """Constant-time check of a secret against its stored hash (a dummy when none)."""
+        expected = secret_hash or "0" * 64
+        return hmac.compare_digest(self.hash_secret(secret), expected) and secret_hash is not None
+
+    def sign(self, message: bytes) -> str:
+        """An HMAC tag (hex) for values the service hands out and takes back, such as cursors."""
+        return hmac.new(self.settings.secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+    # access tokens ---------------------------------------------------------
+    def issue_access_token(self, *, sub: str, kind: str, org: str, scopes: list[str]) -> tuple[str, int]:
+        """A signed JWT carrying every required claim; returns it with its lifetime in seconds."""
+        now = utcnow()
+        lifetime = timedelta(minutes=self.settings.access_token_minutes)
+        claims = {
+            "iss": self.settings.jwt_issuer,
+            "aud": self.settings.jwt_audience,
+            "sub": sub,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int((now + lifetime).timestamp()),
+            "jti": new_id(),
+            "org": org,
+            "kind": kind,
+            "scope": " ".join(sorted(scopes)),
+        }
+        headers = {"kid": self._kid} if self._alg != "HS256" else None
+        token = jwt.encode(claims, self._sign_key, algorithm=self._alg, headers=headers)
+        return token, int(lifetime.total_seconds())
+
+    def decode_access_token(self, token: str) -> Claims:
+        """Verify a JWT with the pinned algorithm and every claim required; raise InvalidToken."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken("token too large")
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != self._alg:
+                raise InvalidToken("unexpected algorithm")
+            claims = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self._alg],
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options=_DECODE_OPTIONS,
+            )
+        except (JOSEError, ValueError, TypeError, KeyError) as exc:
+            raise InvalidToken(type(exc).__name__) from None
+        if any(claims.get(name) in (None, "") and name != "scope" for name in REQUIRED_CLAIMS) or not isinstance(
+            claims.get("scope"), str
+        ):
+            raise InvalidToken("missing claim")
+        if claims["kind"] not in ("user", "integration"):
+            raise InvalidToken("unknown principal kind")
+        return Claims(
+            sub=str(claims["sub"]),
+            kind=claims["kind"],
+            org=str(claims["org"]),
+            scopes=frozenset(claims["scope"].split()),
+            jti=str(claims["jti"]),
+        )
+
+    def jwks(self) -> dict | None:
+        """The public key set for asymmetric algorithms; None for HS256 (nothing to publish)."""
+        if self._alg == "HS256":
+            return None
+        key = jwk.construct(self._verify_key, self._alg).to_dict()
+        key = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in key.items()}
+        key.update({"kid": self._kid, "use": "sig", "alg": self._alg})
+        return {"keys": [key]}

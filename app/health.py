@@ -1,0 +1,32 @@
+"""Liveness and readiness probes (no token)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+
+from app.core.errors import Unavailable
+from app.core.http import JSON
+from app.core.openapi import errors
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSON:
+    """The process is alive (does not touch the database)."""
+    return JSON({"status": "ok"})
+
+
+@router.get("/readyz", responses=errors(503))
+async def readyz(request: Request) -> JSON:
+    """The database answers within two seconds; else 503 with Retry-After."""
+    try:
+        async with asyncio.timeout(2):
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
+        raise Unavailable() from None
+    return JSON({"status": "ready"})

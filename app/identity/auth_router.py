@@ -1,0 +1,141 @@
+"""The token endpoint, the caller's identity, and the public key set."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.core.db import transaction
+from app.core.errors import NotFound, RateLimited
+from app.core.http import JSON
+from app.core.openapi import errors
+from app.deps import CurrentPrincipal
+from app.identity import tokens
+from app.identity.schemas import Me, OAuthError, TokenResponse
+
+router = APIRouter(tags=["auth"])
+
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password", "refresh_token", "client_credentials"]},
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "refresh_token": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "scope": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+_OAUTH_ERRORS = {
+    400: {"model": OAuthError, "description": "RFC 6749 error (invalid_request, invalid_grant, ...)."},
+    401: {"model": OAuthError, "description": "invalid_client."},
+}
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> JSON:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="ipt"'
+    return JSON({"error": error, "error_description": description}, status_code=status, headers=headers)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return unquote(user), unquote(password)
+
+
+def _throttle(request: Request, account: str | None) -> None:
+    """Per client address and per account, so neither a spray nor a single target gets far."""
+    limiter, limit = request.app.state.login_limiter, request.app.state.settings.login_rate_limit_per_minute
+    client = request.client.host if request.client else "unknown"
+    for key in (f"ip:{client}", f"acct:{account.lower()}" if account else None):
+        if key is not None and (retry := limiter.hit(f"login:{key}", limit)) is not None:
+            raise RateLimited(retry)
+
+
+@router.post(
+    "/v1/auth/token",
+    response_model=TokenResponse,
+    responses={**_OAUTH_ERRORS, **errors(413, 429, 503)},
+    openapi_extra=_TOKEN_FORM,
+)
+async def issue_token(request: Request) -> Response:
+    """Exchange a password, a refresh token or client credentials for an access token."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _oauth_error("invalid_request", "Send the request form-encoded (application/x-www-form-urlencoded).")
+    form = await request.form()
+    field = {k: v for k, v in form.items() if isinstance(v, str)}
+    grant, scope = field.get("grant_type"), field.get("scope")
+    basic = _basic_credentials(request)
+    client_id = basic[0] if basic else field.get("client_id")
+    _throttle(request, field.get("username") or client_id)
+    secrets = request.app.state.secrets
+    try:
+        async with transaction(request.app.state.engine, write=True) as db:
+            try:
+                if grant == "password" and field.get("username") and field.get("password"):
+                    body = await tokens.password_grant(db, secrets, field["username"], field["password"], scope)
+                elif grant == "refresh_token" and field.get("refresh_token"):
+                    body = await tokens.refresh_grant(db, secrets, field["refresh_token"], scope)
+                elif grant == "client_credentials" and client_id and (basic or field.get("client_secret")):
+                    client_secret = basic[1] if basic else field["client_secret"]
+                    body = await tokens.client_credentials_grant(db, secrets, client_id, client_secret, scope)
+                elif grant not in ("password", "refresh_token", "client_credentials"):
+                    return _oauth_error("unsupported_grant_type", "Use password, refresh_token or client_credentials.")
+                else:
+                    return _oauth_error("invalid_request", f"The {grant} grant is missing a required field.")
+            except tokens.GrantError as exc:
+                if not exc.commit:
+                    raise
+                failure = exc  # keep the family revocation: leave the block normally so it commits
+            else:
+                failure = None
+    except tokens.GrantError as exc:
+        return _oauth_error(exc.error, exc.description, exc.status)
+    if failure is not None:
+        return _oauth_error(failure.error, failure.description, failure.status)
+    return JSON(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+@router.get("/v1/me", response_model=Me, responses=errors(401, 503))
+async def read_me(principal: CurrentPrincipal) -> JSON:
+    """Who the token belongs to, with its roles and effective scopes."""
+    return JSON(
+        {
+            "type": principal.kind,
+            "id": principal.id,
+            "organization_id": principal.organization_id,
+            "roles": list(principal.roles),
+            "scopes": sorted(principal.scopes),
+        }
+    )
+
+
+@router.get("/.well-known/jwks.json", responses=errors(404))
+async def read_jwks(request: Request) -> JSON:
+    """The public keys that verify access tokens (only with RS256 or ES256)."""
+    keys = request.app.state.secrets.jwks()
+    if keys is None:
+        raise NotFound("Tokens are signed with a shared secret (HS256): there is no public key to publish.")
+    return JSON(keys)

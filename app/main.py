@@ -1,0 +1,60 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import health
+from app.core import handlers
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine
+from app.core.http import JSON
+from app.core.middleware import RequestIdMiddleware
+from app.core.openapi import operation_id
+from app.core.ratelimit import MemoryRateLimiter
+from app.core.security import Secrets
+from app.identity import admin_router, auth_router
+from app.patients import router as patients
+
+DESCRIPTION = """Interpersonal Psychotherapy (IPT) courses, sessions, formulations and outcome measures
+for clinician apps, EHR integrations and research. Errors are RFC 9457 problems with a stable `code`."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: routers, middleware, error handlers, and the shared state they use."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="IPT API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        default_response_class=JSON,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings)
+    app.state.secrets = Secrets(settings)
+    app.state.login_limiter = MemoryRateLimiter()
+    handlers.install(app)
+    for module in (health, auth_router, admin_router, patients):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,81 @@
+"""Every query that reads or writes patients, each filtered by organization and caseload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.db import insert_ignoring_conflicts
+from app.core.errors import Conflict, NotFound
+from app.core.pagination import Page
+from app.core.repository import columns, fetch_page, update_versioned
+from app.deps import Principal
+from app.patients.models import Patient
+
+PUBLIC = ("id", "organization_id", "external_id", "display_name", "birth_date", "sex", "version", "created_at", "updated_at")
+_public = columns(Patient, PUBLIC)
+
+
+def reach(principal: Principal) -> sa.ColumnElement[bool]:
+    """The patients a caller may see: the organization's, narrowed to a clinician's caseload."""
+    in_org = Patient.organization_id == principal.organization_id
+    if principal.sees_whole_organization:
+        return in_org
+    return sa.and_(in_org, sa.or_(*caseload_clauses(principal)))
+
+
+def caseload_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
+    """A clinician's caseload: patients they created (widened by the courses module)."""
+    return [Patient.created_by == principal.id]
+
+
+async def get(db: AsyncConnection, principal: Principal, patient_id: str) -> dict[str, Any]:
+    """One patient in reach, or 404."""
+    row = (await db.execute(sa.select(*_public).where(Patient.id == patient_id, reach(principal)))).mappings().first()
+    if row is None:
+        raise NotFound("No such patient.")
+    return dict(row)
+
+
+async def list_page(db: AsyncConnection, principal: Principal, page: Page, external_id: str | None) -> dict:
+    """A page of patients in reach, optionally the one with an EHR id."""
+    query = sa.select(*_public).where(reach(principal))
+    if external_id is not None:
+        query = query.where(Patient.external_id == external_id)
+    return await fetch_page(db, query, Patient.id, page)
+
+
+async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    """Insert a patient; 409 duplicate_external_id (with the existing id) when the EHR id is taken."""
+    values = Patient(organization_id=principal.organization_id, created_by=principal.id, **data).model_dump()
+    row = await insert_ignoring_conflicts(db, Patient.__table__, values, _public)
+    if row is not None:
+        return row
+    existing = await db.scalar(
+        sa.select(Patient.id).where(
+            Patient.organization_id == principal.organization_id, Patient.external_id == data["external_id"]
+        )
+    )
+    raise Conflict(
+        "duplicate_external_id", "A patient with this external_id already exists.", existing_id=existing
+    )
+
+
+async def update(
+    db: AsyncConnection, principal: Principal, patient_id: str, version: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a patient at the version the caller read."""
+    if changes.get("external_id") is not None:
+        taken = await db.scalar(
+            sa.select(Patient.id).where(
+                Patient.organization_id == principal.organization_id,
+                Patient.external_id == changes["external_id"],
+                Patient.id != patient_id,
+            )
+        )
+        if taken is not None:
+            raise Conflict("duplicate_external_id", "A patient with this external_id already exists.", existing_id=taken)
+    where = sa.and_(Patient.id == patient_id, reach(principal))
+    return await update_versioned(db, Patient, where, version, changes, _public)
