@@ -1,0 +1,93 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, each built by the migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.support.databases import REQUIRE_POSTGRES, migrate, postgres_available, postgres_database, sqlite_database
+from tests.support.world import World, make_world
+
+_postgres_up: bool | None = None
+
+
+def test_settings(database_url: str, **overrides: object) -> Settings:
+    """Settings for a test app: fast password hashing, generous login limits."""
+    values = dict(
+        env="test",
+        database_url=database_url,
+        password_hash_memory_kib=1024,
+        password_hash_time_cost=1,
+        login_rate_limit_per_minute=100_000,
+        rate_limit_per_minute=0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def require_postgres() -> None:
+    """Skip (or, in CI, fail) when PostgreSQL does not answer."""
+    global _postgres_up
+    if _postgres_up is None:
+        _postgres_up = postgres_available()
+    if not _postgres_up:
+        if REQUIRE_POSTGRES:
+            pytest.fail("PostgreSQL is required (IPT_TEST_REQUIRE_POSTGRES=1) but does not answer")
+        pytest.skip("PostgreSQL is not reachable: the PostgreSQL half of the suite was skipped")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    up = postgres_available()
+    return f"PostgreSQL for tests: {'available' if up else 'NOT available - the PostgreSQL half will be skipped'}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, throwaway database for the whole session, once per backend."""
+    if request.param == "postgres":
+        require_postgres()
+        maker = postgres_database()
+    else:
+        maker = sqlite_database(tmp_path_factory.mktemp("sqlite"))
+    with maker as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def backend(database_url: str) -> str:
+    """``sqlite`` or ``postgresql``."""
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The app on the session database."""
+    application = create_app(test_settings(database_url))
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client calling the app in process."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def world(app: FastAPI) -> World:
+    """A fresh organization with one caller per role."""
+    return await make_world(app)
+
+
+@pytest.fixture
+async def other_world(app: FastAPI) -> World:
+    """A second, unrelated organization."""
+    return await make_world(app)
