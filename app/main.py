@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import health
-from app.core import handlers
+from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.http import JSON
@@ -17,8 +17,11 @@ from app.core.middleware import RequestIdMiddleware
 from app.core.openapi import operation_id
 from app.core.ratelimit import MemoryRateLimiter
 from app.core.security import Secrets
+from app.courses import router as courses
+from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
 from app.patients import router as patients
+from app.sessions import router as sessions
 
 DESCRIPTION = """Interpersonal Psychotherapy (IPT) courses, sessions, formulations and outcome measures
 for clinician apps, EHR integrations and research. Errors are RFC 9457 problems with a stable `code`."""
@@ -46,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secrets = Secrets(settings)
     app.state.login_limiter = MemoryRateLimiter()
     handlers.install(app)
-    for module in (health, auth_router, admin_router, patients):
+    openapi.install(app)
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

@@ -72,10 +72,15 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return await _app_error(request, Unavailable())
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
+def internal_error_response() -> Response:
+    """The 500 problem: says nothing about what failed."""
     body = problem(500, "internal_error", "Internal error", "Something went wrong on our side; it has been logged.")
     return problem_response(500, body)
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return internal_error_response()
 
 
 def install(app: FastAPI) -> None:

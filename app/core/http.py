@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from app.core.errors import PreconditionFailed, PreconditionRequired
 
@@ -18,10 +18,11 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, option=_JSON_OPTIONS)
 
 
-class JSON(Response):
+class JSON(JSONResponse):
     """A JSON response serialized with orjson (skips FastAPI's response-model pass)."""
 
-    media_type = "application/json"
+    # Subclassing JSONResponse (not Response) makes OpenAPI document each route's response_model
+    # instead of {"type": "string"}.
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
@@ -52,3 +53,8 @@ def required_version(request: Request) -> int:
         if tag.startswith('"') and tag.endswith('"') and value.isdigit():
             return int(value)
     raise PreconditionFailed("If-Match does not match the current version of the resource.")
+
+
+def optional_version(request: Request) -> int | None:
+    """If-Match on a POST that changes a parent resource: checked when sent, not required."""
+    return required_version(request) if request.headers.get("if-match") else None

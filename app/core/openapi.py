@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app.core.schemas import Problem
@@ -41,3 +42,35 @@ def operation_id(route: APIRoute) -> str:
     """``tag-route_name``: stable ids for generated clients."""
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}"
+
+
+def install(app: FastAPI) -> None:
+    """Serve an OpenAPI document whose problem responses are typed ``application/problem+json``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return _problem_content(build())
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
+    # FastAPI files a response model under the route's media type (application/json); problems are
+    # sent as application/problem+json, so move the schema there. Every authenticated operation can
+    # answer 401 and 422, so those are listed even where a route did not name them.
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            if operation.get("security") and path.startswith("/v1/"):
+                for status in (401, 422):
+                    responses.setdefault(str(status), _problem_response(status))
+            for response in responses.values():
+                content = response.get("content", {})
+                if "application/problem+json" in content and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    return schema
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {"description": _DESCRIPTIONS[status], "content": {"application/problem+json": {"schema": ref}}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 T = TypeVar("T")
 
@@ -47,12 +47,13 @@ class StrictPatch(StrictInput):
 
     not_null: ClassVar[tuple[str, ...]] = ()
 
-    @model_validator(mode="after")
-    def _refuse_nulls(self) -> StrictPatch:
-        for name in self.not_null:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} may not be null")
-        return self
+    @field_validator("*")
+    @classmethod
+    def _refuse_nulls(cls, value: object, info: ValidationInfo) -> object:
+        # A field validator (not a model validator) so the error's loc names the field.
+        if value is None and info.field_name in cls.not_null:
+            raise ValueError(f"{info.field_name} may not be null")
+        return value
 
     def changes(self) -> dict:
         """The fields the client sent."""

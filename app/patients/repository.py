@@ -11,6 +11,7 @@ from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, update_versioned
+from app.courses.models import Course
 from app.deps import Principal
 from app.patients.models import Patient
 
@@ -27,13 +28,20 @@ def reach(principal: Principal) -> sa.ColumnElement[bool]:
 
 
 def caseload_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
-    """A clinician's caseload: patients they created (widened by the courses module)."""
-    return [Patient.created_by == principal.id]
+    """A clinician's caseload: patients of courses they treat, and those they created with no course yet."""
+    any_course = sa.select(Course.id).where(Course.patient_id == Patient.id)
+    return [
+        sa.exists(any_course.where(Course.therapist_id == principal.id)),
+        sa.and_(Patient.created_by == principal.id, ~sa.exists(any_course)),
+    ]
 
 
-async def get(db: AsyncConnection, principal: Principal, patient_id: str) -> dict[str, Any]:
-    """One patient in reach, or 404."""
-    row = (await db.execute(sa.select(*_public).where(Patient.id == patient_id, reach(principal)))).mappings().first()
+async def get(db: AsyncConnection, principal: Principal, patient_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """One patient in reach, or 404; ``lock`` holds the row (course creation serializes on it)."""
+    query = sa.select(*_public).where(Patient.id == patient_id, reach(principal))
+    if lock:
+        query = query.with_for_update(of=Patient)
+    row = (await db.execute(query)).mappings().first()
     if row is None:
         raise NotFound("No such patient.")
     return dict(row)

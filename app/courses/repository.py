@@ -1,0 +1,106 @@
+"""Every query on courses, each filtered by organization and the caller's caseload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.errors import NotFound
+from app.core.ids import utcnow
+from app.core.pagination import Page
+from app.core.repository import columns, fetch_page
+from app.courses.models import Course, CourseExtension, CourseTransition
+from app.deps import Principal
+from app.formulations.models import Formulation, InventoryRelationship
+
+COURSE_COLUMNS = (
+    "id", "organization_id", "patient_id", "therapist_id", "protocol", "planned_sessions", "extension_sessions",
+    "phase", "started_on", "ended_on", "end_reason", "diagnosis", "sessions_attended", "attended_in_phase",
+    "latest_session_on", "risk_flag_open", "version", "created_at", "updated_at",
+)
+TRANSITION_PUBLIC = ("id", "course_id", "from_phase", "to_phase", "reason", "note", "by_type", "by_id", "at")
+EXTENSION_PUBLIC = ("id", "course_id", "sessions", "reason", "by_type", "by_id", "created_at")
+_course = columns(Course, COURSE_COLUMNS)
+
+
+def reach(principal: Principal) -> sa.ColumnElement[bool]:
+    """The courses a caller may see: the organization's, narrowed to a clinician's own."""
+    in_org = Course.organization_id == principal.organization_id
+    if principal.sees_whole_organization:
+        return in_org
+    return sa.and_(in_org, Course.therapist_id == principal.id)
+
+
+async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """One course in reach, or 404; ``lock`` holds its row until the transaction ends."""
+    query = sa.select(*_course).where(Course.id == course_id, reach(principal))
+    if lock:
+        query = query.with_for_update()  # SQLite has no row locks: its writers hold the database lock
+    row = (await db.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound("No such course.")
+    return dict(row)
+
+
+async def list_page(db: AsyncConnection, principal: Principal, page: Page, filters: dict[str, Any]) -> dict:
+    """A page of courses in reach, narrowed by the list filters."""
+    query = sa.select(*_course).where(reach(principal))
+    for name in ("patient_id", "therapist_id", "phase", "protocol", "risk_flag_open"):
+        if filters.get(name) is not None:
+            query = query.where(getattr(Course, name) == filters[name])
+    if filters.get("open") is not None:
+        query = query.where(Course.ended_on.is_(None) if filters["open"] else Course.ended_on.is_not(None))
+    return await fetch_page(db, query, Course.id, page)
+
+
+async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
+    """Insert a course and return its columns."""
+    row = Course(**values).model_dump()
+    await db.execute(sa.insert(Course).values(row))
+    return {name: row[name] for name in COURSE_COLUMNS}
+
+
+async def save(db: AsyncConnection, course_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Write changes to a locked course, bumping its version; returns the new row."""
+    stmt = (
+        sa.update(Course)
+        .where(Course.id == course_id)
+        .values(**changes, version=Course.version + 1, updated_at=utcnow())
+        .returning(*_course)
+    )
+    return dict((await db.execute(stmt)).mappings().one())
+
+
+async def patient_has_open_course(db: AsyncConnection, patient_id: str) -> bool:
+    """Whether the patient already has a course that has not ended (S8)."""
+    query = sa.select(Course.id).where(Course.patient_id == patient_id, Course.ended_on.is_(None)).limit(1)
+    return (await db.scalar(query)) is not None
+
+
+async def formulation_and_inventory(db: AsyncConnection, course_id: str) -> tuple[Any, int]:
+    """The course's formulation row (or None) and the size of its inventory, for P2 and P3."""
+    formulation = (
+        await db.execute(sa.select(Formulation.status, Formulation.problem_areas).where(Formulation.course_id == course_id))
+    ).first()
+    count = await db.scalar(
+        sa.select(sa.func.count()).select_from(InventoryRelationship).where(InventoryRelationship.course_id == course_id)
+    )
+    return formulation, int(count or 0)
+
+
+async def add_transition(db: AsyncConnection, values: dict[str, Any]) -> None:
+    """Record a phase change."""
+    await db.execute(sa.insert(CourseTransition).values(CourseTransition(**values).model_dump()))
+
+
+async def add_extension(db: AsyncConnection, values: dict[str, Any]) -> None:
+    """Record an approved extension."""
+    await db.execute(sa.insert(CourseExtension).values(CourseExtension(**values).model_dump()))
+
+
+async def history(db: AsyncConnection, table: Any, names: tuple[str, ...], course_id: str, page: Page) -> dict:
+    """A page of a course's transitions or extensions, oldest first."""
+    query = sa.select(*columns(table, names)).where(table.course_id == course_id)
+    return await fetch_page(db, query, table.id, page)

@@ -1,0 +1,142 @@
+"""Course use cases: load a snapshot under lock, ask the rules, write only what they allow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import rules
+from app.core.errors import Forbidden, PreconditionFailed, Unprocessable
+from app.core.ids import today
+from app.courses import repository
+from app.deps import Principal
+from app.identity import repository as identity
+from app.patients import repository as patients
+
+HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on")
+
+
+def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
+    """The frozen view of a course row that the rules read."""
+    formulation_snapshot = None
+    if formulation is not None:
+        areas = tuple(
+            rules.ProblemAreaSnapshot(a.get("area", ""), bool(a.get("focal")), bool(a.get("primary")))
+            for a in formulation.problem_areas
+        )
+        formulation_snapshot = rules.FormulationSnapshot(formulation.status, areas)
+    return rules.CourseSnapshot(
+        protocol=course["protocol"],
+        phase=course["phase"],
+        planned_sessions=course["planned_sessions"],
+        extension_sessions=course["extension_sessions"],
+        started_on=course["started_on"],
+        attended=course["sessions_attended"],
+        attended_in_phase=course["attended_in_phase"],
+        latest_session_on=course["latest_session_on"],
+        formulation=formulation_snapshot,
+        inventory_count=inventory_count,
+    )
+
+
+def present(course: dict[str, Any], measures: rules.MeasureFacts | None = None) -> dict[str, Any]:
+    """A course as the API shows it: contract arithmetic and advisories added, internals dropped."""
+    snap = snapshot(course)
+    out = {k: v for k, v in course.items() if k not in HIDDEN}
+    out["session_limit"] = snap.limit
+    out["sessions_remaining"] = snap.remaining
+    out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures)]
+    return out
+
+
+def check_version(course: dict[str, Any], expected: int | None) -> None:
+    """An optional If-Match on a POST that changes the course: 412 when stale."""
+    if expected is not None and expected != course["version"]:
+        raise PreconditionFailed("The course changed since you read it; read it again and retry.")
+
+
+async def _require_therapist(db: AsyncConnection, principal: Principal, therapist_id: str) -> None:
+    if not principal.sees_whole_organization and therapist_id != principal.id:
+        raise Forbidden("A clinician can only open or take over courses they treat themselves.")
+    if not await identity.user_is_clinician(db, principal.organization_id, therapist_id):
+        raise Unprocessable("therapist_id must name an active clinician of the organization.",
+                            errors=[{"loc": ["therapist_id"], "message": "not an active clinician"}])
+
+
+async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    """Open a course for a patient in reach (S1, S8)."""
+    await patients.get(db, principal, data["patient_id"], lock=True)
+    therapist_id = data.get("therapist_id") or (principal.id if principal.kind == "user" else None)
+    if therapist_id is None:
+        raise Unprocessable("therapist_id is required.", errors=[{"loc": ["therapist_id"], "message": "required"}])
+    await _require_therapist(db, principal, therapist_id)
+    protocol = rules.get_protocol(data["protocol"])
+    planned = data.get("planned_sessions") or protocol.default_planned
+    rules.check_planned_sessions(protocol.id, planned)
+    rules.check_new_course(await repository.patient_has_open_course(db, data["patient_id"]))
+    values = {
+        "organization_id": principal.organization_id,
+        "patient_id": data["patient_id"],
+        "therapist_id": therapist_id,
+        "protocol": protocol.id,
+        "planned_sessions": planned,
+        "started_on": data.get("started_on") or today(),
+        "diagnosis": data.get("diagnosis"),
+    }
+    return await repository.insert(db, values)
+
+
+async def update(db: AsyncConnection, principal: Principal, course_id: str, version: int, changes: dict) -> dict:
+    """Change planned sessions (S1, S2), therapist or diagnosis of an open course."""
+    course = await repository.get(db, principal, course_id, lock=True)
+    check_version(course, version)
+    snap = snapshot(course)
+    rules.check_course_open(snap)
+    if "planned_sessions" in changes:
+        rules.check_planned_sessions(course["protocol"], changes["planned_sessions"], course["sessions_attended"])
+    if "therapist_id" in changes:
+        await _require_therapist(db, principal, changes["therapist_id"])
+    return await repository.save(db, course_id, changes)
+
+
+async def transition(
+    db: AsyncConnection, principal: Principal, course_id: str, data: dict[str, Any], version: int | None
+) -> dict[str, Any]:
+    """Move a course to its next phase (P1-P7), recording who did it and when."""
+    course = await repository.get(db, principal, course_id, lock=True)
+    check_version(course, version)
+    formulation, inventory_count = await repository.formulation_and_inventory(db, course_id)
+    rules.check_transition(snapshot(course, formulation, inventory_count), data["to"], data.get("reason"))
+    changes: dict[str, Any] = {"phase": data["to"], "attended_in_phase": 0}
+    if data["to"] in rules.CLOSED_PHASES:
+        changes["ended_on"] = today()
+        changes["end_reason"] = data.get("reason") if data["to"] == "discontinued" else "completed"
+    await repository.add_transition(db, {
+        "organization_id": principal.organization_id, "course_id": course_id, "from_phase": course["phase"],
+        "to_phase": data["to"], "reason": changes.get("end_reason") if data["to"] == "discontinued" else None,
+        "note": data.get("note"), "by_type": principal.kind, "by_id": principal.id,
+    })
+    return await repository.save(db, course_id, changes)
+
+
+async def extend(
+    db: AsyncConnection, principal: Principal, course_id: str, data: dict[str, Any], version: int | None
+) -> dict[str, Any]:
+    """Approve more sessions (S9): supervisors and integrations only, within the protocol's cap."""
+    course = await repository.get(db, principal, course_id, lock=True)
+    check_version(course, version)
+    rules.check_extension(snapshot(course), data["sessions"], principal.sees_whole_organization)
+    await repository.add_extension(db, {
+        "organization_id": principal.organization_id, "course_id": course_id, "sessions": data["sessions"],
+        "reason": data["reason"], "by_type": principal.kind, "by_id": principal.id,
+    })
+    return await repository.save(db, course_id, {"extension_sessions": course["extension_sessions"] + data["sessions"]})
+
+
+async def get_open_for_change(db: AsyncConnection, principal: Principal, course_id: str) -> dict[str, Any]:
+    """A course in reach, locked, that must still be open (S6) for the change about to be made."""
+    course = await repository.get(db, principal, course_id, lock=True)
+    rules.check_course_open(snapshot(course))
+    return course
+

@@ -1,0 +1,61 @@
+"""Every query on therapy sessions (callers have already checked the course is in reach)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.errors import NotFound
+from app.core.pagination import Page
+from app.core.repository import columns, fetch_page, update_versioned
+from app.sessions.models import TherapySession
+
+PUBLIC = ("id", "course_id", "number", "held_on", "attendance", "modality", "duration_minutes",
+          "problem_areas_addressed", "note", "phase", "version", "created_at", "updated_at")
+_public = columns(TherapySession, PUBLIC)
+
+
+async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
+    """Insert a session and return its public fields."""
+    row = TherapySession(**values).model_dump()
+    await db.execute(sa.insert(TherapySession).values(row))
+    return {name: row[name] for name in PUBLIC}
+
+
+async def get(db: AsyncConnection, course_id: str, session_id: str) -> dict[str, Any]:
+    """One session of the course, or 404."""
+    query = sa.select(*_public).where(TherapySession.id == session_id, TherapySession.course_id == course_id)
+    row = (await db.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound("No such session.")
+    return dict(row)
+
+
+async def list_page(db: AsyncConnection, course_id: str, page: Page) -> dict:
+    """A page of the course's sessions in the order they were recorded."""
+    query = sa.select(*_public).where(TherapySession.course_id == course_id)
+    return await fetch_page(db, query, TherapySession.id, page)
+
+
+async def latest_two(db: AsyncConnection, course_id: str) -> list[dict[str, Any]]:
+    """The most recent session and the one before it (for deletion)."""
+    query = (
+        sa.select(TherapySession.id, TherapySession.held_on)
+        .where(TherapySession.course_id == course_id)
+        .order_by(TherapySession.id.desc())
+        .limit(2)
+    )
+    return [dict(r) for r in (await db.execute(query)).mappings().all()]
+
+
+async def update(db: AsyncConnection, course_id: str, session_id: str, version: int, changes: dict) -> dict[str, Any]:
+    """Change a session at the version the caller read."""
+    where = sa.and_(TherapySession.id == session_id, TherapySession.course_id == course_id)
+    return await update_versioned(db, TherapySession, where, version, changes, _public)
+
+
+async def delete(db: AsyncConnection, session_id: str) -> None:
+    """Remove a session row."""
+    await db.execute(sa.delete(TherapySession).where(TherapySession.id == session_id))

@@ -1,0 +1,462 @@
+"""Load benchmark: GET /v1/patients/{id} on the real API, against a floor that does the least possible.
+
+One run: make sure wrk is installed; create a throwaway PostgreSQL database (dropped at the end,
+even on failure); migrate it with `ipt db upgrade`; bootstrap an organization with `ipt bootstrap`;
+seed a clinician and her patients (plus colleagues and other organizations); serve the API as
+production does (`ipt serve --workers 1`, IPT_ENV=production); log in for a real token; drive wrk
+at it; stop it; serve the floor (bench/floor_app.py: raw ASGI + psycopg pool on the same uvicorn);
+drive the same wrk load; print and write bench/RESULTS.md. The two servers never run at once.
+
+    make bench                      # or: .venv/bin/python bench/run.py --duration 30s
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"  # git-ignored: logs, raw wrk output, the Lua script and id list
+RESULTS = BENCH / "RESULTS.md"
+ADMIN_URL = os.environ.get("IPT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _use_project_venv() -> None:
+    """Re-run under .venv/bin/python when started with a Python that lacks the app (e.g. `python3 bench/run.py`)."""
+    try:
+        import app  # noqa: F401
+        import psycopg  # noqa: F401
+    except ImportError:
+        venv = ROOT / ".venv"
+        if (venv / "bin" / "python").exists() and Path(sys.prefix).resolve() != venv.resolve():
+            os.execv(str(venv / "bin" / "python"), [str(venv / "bin" / "python"), *sys.argv])
+        sys.exit("bench: the app is not installed; run `make bench` (it installs the venv first)")
+
+
+_use_project_venv()
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+import psycopg  # noqa: E402
+
+from seed import seed  # noqa: E402
+
+
+class BenchError(Exception):
+    """A failure to report in one line."""
+
+
+# --- tools -----------------------------------------------------------------------------------
+def ensure_wrk() -> str:
+    """The wrk binary; installed with apt-get when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchError("wrk is not installed. Install it (Debian/Ubuntu: `sudo apt-get install -y wrk`) and run again.")
+    if shutil.which("apt-get") is None:
+        raise BenchError("wrk is not installed and there is no apt-get here; install wrk (https://github.com/wg/wrk) and run again.")
+    section("Installing wrk (apt-get install -y wrk)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    if subprocess.run(install, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, stdin=subprocess.DEVNULL, check=False)
+        subprocess.run(install, env=env, stdin=subprocess.DEVNULL, check=False)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("`apt-get install -y wrk` did not install wrk; install it by hand and run again.")
+    return found
+
+
+def ipt_command() -> str:
+    """The `ipt` console script of this interpreter's environment."""
+    candidate = Path(sys.executable).parent / "ipt"
+    found = str(candidate) if candidate.exists() else shutil.which("ipt")
+    if not found:
+        raise BenchError("the `ipt` command is not installed; run `make install` (or `make bench`)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise BenchError(f"port {port} on 127.0.0.1 is already in use") from None
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+# --- the throwaway database --------------------------------------------------------------------
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new database named ipt_bench_<random> (its URL), dropped on exit whatever happened."""
+    name = f"ipt_bench_{secrets.token_hex(6)}"
+    try:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        raise BenchError(f"PostgreSQL does not answer at {ADMIN_URL}: {str(exc).strip().splitlines()[0]}") from None
+    print(f"created database {name}")
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        print(f"dropped database {name}")
+
+
+def run_ipt(env: dict[str, str], *args: str) -> str:
+    """Run one `ipt` command; its stdout, or BenchError with its stderr."""
+    done = subprocess.run([ipt_command(), *args], env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise BenchError(f"`ipt {args[0]}` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+# --- servers -----------------------------------------------------------------------------------
+def http(method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@contextlib.contextmanager
+def serving(name: str, command: list[str], env: dict[str, str], port: int, timeout: float = 60) -> Iterator[str]:
+    """Start a server in its own process group, wait for /healthz, yield its base URL, stop it."""
+    check_port_free(port)
+    log_path = OUT / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+                    raise BenchError(f"{name} exited with {process.returncode} before answering:\n  " + "\n  ".join(tail))
+                with contextlib.suppress(OSError):
+                    if http("GET", base + "/healthz")[0] == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{name} did not answer /healthz within {timeout:.0f}s (see {log_path})")
+                time.sleep(0.2)
+            yield base
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (it is ours: start_new_session), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def get_token(base: str, email: str, password: str) -> str:
+    """A real access token from the password grant."""
+    form = urllib.parse.urlencode({"grant_type": "password", "username": email, "password": password}).encode()
+    status, body = http("POST", base + "/v1/auth/token", data=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    if status != 200:
+        raise BenchError(f"POST /v1/auth/token answered {status}: {body[:300]!r}")
+    return json.loads(body)["access_token"]
+
+
+def read_patient(base: str, patient_id: str, headers: dict[str, str]) -> dict:
+    status, body = http("GET", f"{base}/v1/patients/{patient_id}", headers=headers)
+    if status != 200:
+        raise BenchError(f"GET /v1/patients/{patient_id} answered {status}: {body[:300]!r}")
+    return json.loads(body)
+
+
+# --- wrk -------------------------------------------------------------------------------------
+LUA = """-- Generated by bench/run.py: GET /v1/patients/{id} over real ids, in a random order per thread.
+local ids = {}
+for line in io.lines(%(ids)s) do ids[#ids + 1] = line end
+local count = #ids
+%(auth)s
+local started = 0
+function setup(thread)
+  started = started + 1
+  thread:set("seed", started)
+end
+function init(args)
+  math.randomseed(seed or 1)
+end
+function request()
+  return wrk.format("GET", "/v1/patients/" .. ids[math.random(count)])
+end
+"""
+
+
+def write_lua(ids: list[str], token: str | None, name: str) -> Path:
+    ids_path = OUT / "patient_ids.txt"
+    ids_path.write_text("\n".join(ids) + "\n")
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else "-- the floor takes no token"
+    script = OUT / f"{name}.lua"
+    script.write_text(LUA % {"ids": json.dumps(str(ids_path)), "auth": auth})
+    return script
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def parse_wrk(output: str) -> dict:
+    """Requests/s, latency percentiles (ms), request count and errors from `wrk --latency` output."""
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+        if not match:
+            raise BenchError(f"no {percent}% latency in wrk output:\n{output}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    if not rate or not total:
+        raise BenchError(f"could not read wrk output:\n{output}")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": float(rate.group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "requests": int(total.group(1)),
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0),
+    }
+
+
+def wrk_command(wrk: str, args: argparse.Namespace, script: Path, base: str, duration: str) -> list[str]:
+    return [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}", "--latency", "--timeout", "5s", "-s", str(script), base]
+
+
+def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, name: str) -> dict:
+    """A warm-up (discarded), then the measured run."""
+    if args.warmup and args.warmup not in ("0", "0s"):
+        subprocess.run(wrk_command(wrk, args, script, base, args.warmup), capture_output=True, check=True, stdin=subprocess.DEVNULL)
+    command = wrk_command(wrk, args, script, base, args.duration)
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    (OUT / f"{name}.wrk.txt").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    print(done.stdout.rstrip())
+    return {**parse_wrk(done.stdout), "command": command}
+
+
+# --- report ----------------------------------------------------------------------------------
+def table(results: dict[str, dict]) -> str:
+    api, floor = results["api"], results["floor"]
+    lines = [
+        "| server | requests/s | p50 | p99 | requests | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in (("API (`ipt serve`: FastAPI + auth + SQLAlchemy)", api), ("floor (raw ASGI + psycopg pool)", floor)):
+        lines.append(f"| {label} | {r['rps']:,.0f} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['requests']:,} | {r['errors']} |")
+    ratio = api["rps"] / floor["rps"] if floor["rps"] else float("nan")
+    lines.append("")
+    lines.append(f"**API / floor rate: {ratio:.2f}** (the API serves {ratio:.0%} of the floor's requests per second)")
+    return "\n".join(lines)
+
+
+def _quote(command: list[str]) -> str:
+    return shlex.join(str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in command)
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"nproc": str(os.cpu_count()), "cpu": model, "os": platform.platform(), "python": platform.python_version()}
+
+
+def versions(wrk: str, database_url: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    found = {name: version(name) for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg", "uvloop", "httptools")}
+    with psycopg.connect(database_url) as conn:
+        found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+    banner = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()
+    found["wrk"] = banner[1] if len(banner) > 1 else "?"
+    return found
+
+
+def write_results(results: dict, args: argparse.Namespace, info: dict) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    m = info["machine"]
+    env_line = "IPT_ENV=production IPT_SECRET_KEY=<random 48 bytes> IPT_RATE_LIMIT_PER_MINUTE=0 IPT_LOG_LEVEL=WARNING"
+    counts = info["counts"]
+    text = f"""# Benchmark results
+
+Written by `bench/run.py` (`make bench`); each run replaces this file. See bench/README.md.
+
+- Date: {when}
+- Machine: nproc={m['nproc']}, {m['cpu']}; {m['os']}; Python {m['python']}
+- Versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}
+- Data: {counts['organizations']} organizations, {counts['users']} users, {counts['patients']:,} patients;
+  the token is the clinician's who created {info['ids']:,} of them, and wrk reads those at random.
+- Load: `wrk -t{args.threads} -c{args.connections} -d{args.duration}` after a {args.warmup} warm-up; wrk, the server
+  and PostgreSQL share the machine's {m['nproc']} cores. The two servers ran one after the other, never together.
+- Same response: {info['same_body']}
+
+{table(results)}
+
+## Commands
+
+```sh
+# API (IPT_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/ipt_bench_<random>)
+IPT_DATABASE_URL=... {env_line} ipt db upgrade
+IPT_DATABASE_URL=... {env_line} ipt bootstrap --org 'Bench Organization' --admin-email admin@bench.ipt.example --admin-password <random>
+IPT_DATABASE_URL=... {env_line} {_quote(info['api_command'])}
+{_quote(results['api']['command'])}
+
+# floor
+FLOOR_DATABASE_URL=... {_quote(info['floor_command'])}
+{_quote(results['floor']['command'])}
+```
+"""
+    RESULTS.write_text(text)
+    return text
+
+
+# --- the run ---------------------------------------------------------------------------------
+def _on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`: servers stopped, database dropped
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--patients", type=int, default=10_000, help="patients of the benchmark clinician (default 10000)")
+    p.add_argument("--other-orgs", type=int, default=3, help="other organizations, each with patients/4 patients")
+    p.add_argument("--threads", "-t", type=int, default=2, help="wrk threads (default 2)")
+    p.add_argument("--connections", "-c", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--duration", "-d", default="10s", help="measured wrk duration (default 10s)")
+    p.add_argument("--warmup", default="3s", help="wrk warm-up before each measurement, discarded (default 3s; 0 for none)")
+    p.add_argument("--api-port", type=int, default=0, help="default: a free port")
+    p.add_argument("--floor-port", type=int, default=0, help="default: a free port")
+    p.add_argument("--no-results", action="store_true", help="print the table but do not rewrite bench/RESULTS.md")
+    return p.parse_args(argv)
+
+
+def bench(args: argparse.Namespace) -> int:
+    from app.core.config import Settings
+    from app.core.security import Secrets
+
+    wrk = ensure_wrk()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with throwaway_database() as database_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
+        env.update(
+            IPT_DATABASE_URL=database_url,
+            IPT_ENV="production",
+            IPT_SECRET_KEY=secrets.token_urlsafe(48),
+            IPT_RATE_LIMIT_PER_MINUTE="0",
+            IPT_LOG_LEVEL="WARNING",
+        )
+        section("Migrating and seeding")
+        run_ipt(env, "db", "upgrade")
+        admin_password = secrets.token_urlsafe(18)
+        org_id = json.loads(
+            run_ipt(env, "bootstrap", "--org", "Bench Organization", "--admin-email", "admin@bench.ipt.example",
+                    "--admin-password", admin_password)
+        )["organization_id"]
+        password = secrets.token_urlsafe(18)
+        settings = Settings(env="production", database_url=database_url, secret_key=env["IPT_SECRET_KEY"])
+        started = time.monotonic()
+        seeded = seed(database_url, org_id, Secrets(settings).hash_password(password), password,
+                      patients=args.patients, other_orgs=args.other_orgs)
+        print(f"seeded {seeded.counts} in {time.monotonic() - started:.1f}s")
+        info = {"counts": seeded.counts, "ids": len(seeded.patient_ids), "machine": machine(),
+                "versions": versions(wrk, database_url)}
+        probe = seeded.patient_ids[len(seeded.patient_ids) // 2]
+        results: dict[str, dict] = {}
+
+        api_port = args.api_port or free_port()
+        api_command = [ipt_command(), "serve", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
+        section(f"API: {_quote(api_command)}")
+        with serving("api", api_command, env, api_port) as base:
+            token = get_token(base, seeded.clinician_email, password)
+            api_body = read_patient(base, probe, {"Authorization": f"Bearer {token}"})
+            results["api"] = drive(wrk, args, write_lua(seeded.patient_ids, token, "api"), base, "api")
+
+        floor_port = args.floor_port or free_port()
+        floor_env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
+        floor_env["FLOOR_DATABASE_URL"] = database_url
+        floor_command = [
+            sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", "bench", "--host", "127.0.0.1",
+            "--port", str(floor_port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--no-proxy-headers", "--no-server-header", "--log-level", "warning",
+        ]
+        section(f"Floor: {_quote(floor_command)}")
+        with serving("floor", floor_command, floor_env, floor_port) as base:
+            floor_body = read_patient(base, probe, {})
+            results["floor"] = drive(wrk, args, write_lua(seeded.patient_ids, None, "floor"), base, "floor")
+
+    info.update(api_command=api_command, floor_command=floor_command,
+                same_body="yes, the API and the floor return the same JSON for a patient" if api_body == floor_body
+                else f"NO: API {api_body} vs floor {floor_body}")
+    section("Results")
+    print(table(results))
+    if not args.no_results:
+        write_results(results, args, info)
+        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    if any(r["errors"] for r in results.values()):
+        print("bench: some requests failed (non-2xx or socket errors): the numbers above are not valid", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    try:
+        return bench(args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
