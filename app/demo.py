@@ -63,7 +63,64 @@ async def _ensure(db: Any, secrets: Any, stored: dict | None) -> dict:
 
 
 async def seed_clinical(db: Any, org_id: str, users: dict[str, dict]) -> None:
-    """Fictional patients, created by the demo clinician so they are in her caseload."""
+    """Fictional patients with courses in several protocols and phases, built through the services."""
     creator = Principal("user", users["clinician@demo.ipt.example"]["id"], org_id, frozenset(), ("clinician",))
-    for external_id, name, born, sex in PATIENTS:
-        await patients.create(db, creator, {"external_id": external_id, "display_name": name, "birth_date": born, "sex": sex})
+    supervisor = Principal("user", users["supervisor@demo.ipt.example"]["id"], org_id, frozenset(), ("supervisor",))
+    for (external_id, name, born, sex), plan in zip(PATIENTS, COURSE_PLANS, strict=True):
+        patient = await patients.create(
+            db, creator, {"external_id": external_id, "display_name": name, "birth_date": born, "sex": sex}
+        )
+        therapist = users[plan["therapist"]]["id"]
+        await _run_course(db, supervisor, patient["id"], therapist, plan)
+
+
+# Each plan: protocol, weeks since the start, and the steps taken one week apart
+# ("s" = an attended session, "x" = a missed one, a phase name = a transition).
+COURSE_PLANS = [
+    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt", "weeks_ago": 8, "area": "role_dispute",
+     "steps": ["s", "s", "middle", "s", "x", "s", "s", "s"]},
+    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt-b", "weeks_ago": 1, "area": None, "steps": ["s"]},
+    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt-a", "weeks_ago": 13, "area": "role_transition",
+     "steps": ["s", "s", "s", "middle"] + ["s"] * 7 + ["termination", "s"]},
+    {"therapist": "nurse@demo.ipt.example", "protocol": "ipc", "weeks_ago": 7, "area": "grief",
+     "steps": ["s", "middle", "s", "s", "s", "termination", "s", "completed"]},
+    {"therapist": "nurse@demo.ipt.example", "protocol": "ipt-m", "weeks_ago": 20, "area": "interpersonal_deficits",
+     "steps": ["s", "middle", "s", "s", "s"]},
+    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt", "weeks_ago": 6, "area": "grief",
+     "steps": ["s", "x", "x", "discontinued"]},
+]
+DETAILS = {
+    "grief": {"deceased_relationship": "mother"},
+    "role_dispute": {"with_whom": "partner", "stage": "renegotiation"},
+    "role_transition": {"old_role": "pupil", "new_role": "apprentice"},
+    "interpersonal_deficits": {},
+}
+
+
+async def _run_course(db: Any, actor: Principal, patient_id: str, therapist_id: str, plan: dict) -> None:
+    from datetime import timedelta
+
+    from app.core.ids import today
+    from app.courses import service as courses
+    from app.formulations import service as formulations
+    from app.sessions import service as sessions
+
+    started = today() - timedelta(weeks=plan["weeks_ago"])
+    course = await courses.create(db, actor, {"patient_id": patient_id, "therapist_id": therapist_id,
+                                              "protocol": plan["protocol"], "started_on": started})
+    if plan["area"]:
+        area = {"area": plan["area"], "focal": True, "primary": True, "details": DETAILS[plan["area"]],
+                "goals": [{"text": "Goal agreed with the patient", "status": "active"}]}
+        await formulations.put_formulation(db, actor, course["id"], {
+            "diagnosis": "F32.1", "summary": "Fictional formulation for the demo.", "status": "agreed",
+            "agreed_on": started + timedelta(weeks=1), "problem_areas": [area]}, None)
+        await formulations.add_relationship(db, actor, course["id"], {"label": "Partner (demo)", "relationship": "partner", "ring": 1})
+    for week, step in enumerate(plan["steps"]):
+        if step in ("s", "x"):
+            attendance = "attended" if step == "s" else "missed"
+            await sessions.record(db, actor, course["id"], {
+                "held_on": min(started + timedelta(weeks=week), today()), "attendance": attendance,
+                "modality": "in_person", "duration_minutes": 50, "problem_areas_addressed": [], "note": None})
+        else:
+            reason = "lost_to_follow_up" if step == "discontinued" else None
+            await courses.transition(db, actor, course["id"], {"to": step, "reason": reason}, None)

@@ -151,8 +151,10 @@ def http(method: str, url: str, *, data: bytes | None = None, headers: dict[str,
 
 
 @contextlib.contextmanager
-def serving(name: str, command: list[str], env: dict[str, str], port: int, timeout: float = 60) -> Iterator[str]:
-    """Start a server in its own process group, wait for /healthz, yield its base URL, stop it."""
+def serving(
+    name: str, command: list[str], env: dict[str, str], port: int, timeout: float = 60
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start a server in its own process group, wait for /healthz, yield its base URL and process, stop it."""
     check_port_free(port)
     log_path = OUT / f"{name}.log"
     with open(log_path, "wb") as log:
@@ -172,7 +174,7 @@ def serving(name: str, command: list[str], env: dict[str, str], port: int, timeo
                 if time.monotonic() > deadline:
                     raise BenchError(f"{name} did not answer /healthz within {timeout:.0f}s (see {log_path})")
                 time.sleep(0.2)
-            yield base
+            yield base, process
         finally:
             _stop(process)
 
@@ -280,6 +282,65 @@ def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, name: str
     return {**parse_wrk(done.stdout), "command": command}
 
 
+# --- profile -------------------------------------------------------------------------------
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh]?)", duration.strip())
+    if not match:
+        raise BenchError(f"cannot read the duration {duration!r} (use e.g. 10s, 2m)")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _bucket(frame: str) -> str:
+    """Where a frame's code lives: a site-packages distribution, the app's package, or the standard library."""
+    location = frame.rsplit("(", 1)[-1]
+    if "site-packages/" in location:
+        return location.split("site-packages/", 1)[1].split("/", 1)[0].split(".py")[0]
+    if str(ROOT / "app") in location:
+        return "app/" + location.split(str(ROOT / "app") + "/", 1)[1].split("/", 1)[0].split(".py")[0]
+    if "/python3" in location:
+        return "stdlib:" + location.split("/python3", 1)[1].split("/", 2)[1].split(".py")[0]
+    return location.split(":", 1)[0]
+
+
+def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: int) -> None:
+    """Sample the API with py-spy while wrk drives it again; write collapsed stacks and print where time goes."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        print("--profile needs py-spy in the venv: .venv/bin/pip install py-spy", file=sys.stderr)
+        return
+    section("Profiling the API with py-spy (not measured)")
+    raw = OUT / "api-profile.txt"
+    seconds = _seconds(args.duration)
+    sampler = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--format", "raw",
+         "--duration", str(seconds), "--output", str(raw)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1)
+    subprocess.run(wrk_command(wrk, args, script, base, f"{seconds}s"), capture_output=True, stdin=subprocess.DEVNULL)
+    _, err = sampler.communicate(timeout=seconds + 30)
+    if sampler.returncode != 0 or not raw.exists():
+        print(f"py-spy failed: {err.strip()}", file=sys.stderr)
+        return
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, n = stack.split(";"), int(count)
+        total += n
+        own[_bucket(frames[-1])] = own.get(_bucket(frames[-1]), 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    print(f"{total} samples; own time by where the code lives:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {n / total:6.1%}  {name}")
+    print("inclusive time of the heaviest functions:")
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:40]:
+        print(f"  {n / total:6.1%}  {frame}")
+    print(f"collapsed stacks: {raw.relative_to(ROOT)} (feed to flamegraph.pl or speedscope)")
+
+
 # --- report ----------------------------------------------------------------------------------
 def table(results: dict[str, dict]) -> str:
     api, floor = results["api"], results["floor"]
@@ -373,6 +434,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", default="3s", help="wrk warm-up before each measurement, discarded (default 3s; 0 for none)")
     p.add_argument("--api-port", type=int, default=0, help="default: a free port")
     p.add_argument("--floor-port", type=int, default=0, help="default: a free port")
+    p.add_argument("--profile", action="store_true",
+                   help="after the API's measured run, sample it with py-spy under the same load (unmeasured) and summarize")
     p.add_argument("--no-results", action="store_true", help="print the table but do not rewrite bench/RESULTS.md")
     return p.parse_args(argv)
 
@@ -413,10 +476,13 @@ def bench(args: argparse.Namespace) -> int:
         api_port = args.api_port or free_port()
         api_command = [ipt_command(), "serve", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
         section(f"API: {_quote(api_command)}")
-        with serving("api", api_command, env, api_port) as base:
+        with serving("api", api_command, env, api_port) as (base, process):
             token = get_token(base, seeded.clinician_email, password)
             api_body = read_patient(base, probe, {"Authorization": f"Bearer {token}"})
-            results["api"] = drive(wrk, args, write_lua(seeded.patient_ids, token, "api"), base, "api")
+            script = write_lua(seeded.patient_ids, token, "api")
+            results["api"] = drive(wrk, args, script, base, "api")
+            if args.profile:
+                profile(wrk, args, script, base, process.pid)
 
         floor_port = args.floor_port or free_port()
         floor_env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
@@ -427,7 +493,7 @@ def bench(args: argparse.Namespace) -> int:
             "--no-access-log", "--no-proxy-headers", "--no-server-header", "--log-level", "warning",
         ]
         section(f"Floor: {_quote(floor_command)}")
-        with serving("floor", floor_command, floor_env, floor_port) as base:
+        with serving("floor", floor_command, floor_env, floor_port) as (base, _):
             floor_body = read_patient(base, probe, {})
             results["floor"] = drive(wrk, args, write_lua(seeded.patient_ids, None, "floor"), base, "floor")
 

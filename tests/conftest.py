@@ -91,3 +91,12 @@ async def world(app: FastAPI) -> World:
 async def other_world(app: FastAPI) -> World:
     """A second, unrelated organization."""
     return await make_world(app)
+
+
+@pytest.fixture(scope="session")
+def live_url(app: FastAPI, database_url: str) -> Iterator[str]:
+    """A real ``ipt serve`` process on the session database, sharing the app's signing key."""
+    from tests.support.live import live_server
+
+    with live_server(database_url, app.state.settings.secret_key) as base:
+        yield base

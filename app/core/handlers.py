@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -64,6 +64,11 @@ async def _integrity(_: Request, exc: IntegrityError) -> Response:
 async def _database_error(request: Request, exc: DBAPIError) -> Response:
     if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
         return await _database_down(request, exc)
+    if isinstance(exc, DataError):
+        # A value the database cannot take (PostgreSQL refuses NUL in text): the request's fault, not a 500.
+        log.warning("database refused a value: %s", type(exc.orig).__name__)
+        detail = "The request holds a value the database cannot store, such as a NUL character."
+        return problem_response(400, problem(400, "bad_request", "Bad request", detail))
     return await _unexpected(request, exc)
 
 

@@ -88,6 +88,9 @@ async def issue_token(request: Request) -> Response:
     field = {k: v for k, v in form.items() if isinstance(v, str)}
     grant, scope = field.get("grant_type"), field.get("scope")
     basic = _basic_credentials(request)
+    if any("\x00" in value for value in [*field.values(), *(basic or ())]):
+        # No credential holds NUL, and PostgreSQL cannot even compare text holding it.
+        return _oauth_error("invalid_request", "A field contains a NUL character.")
     client_id = basic[0] if basic else field.get("client_id")
     _throttle(request, field.get("username") or client_id)
     secrets = request.app.state.secrets
