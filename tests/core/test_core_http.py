@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from tests.conftest import test_settings
+from tests.conftest import test_settings as settings_for
 from tests.support.world import bearer
 
 GENERATED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -74,7 +74,7 @@ async def test_readyz_answers_200_when_the_database_answers(client):
 @pytest.fixture
 async def unreachable_client():
     """An app whose PostgreSQL is on a port nothing listens on."""
-    app = create_app(test_settings("postgresql://postgres@127.0.0.1:1/ipt"))
+    app = create_app(settings_for("postgresql://postgres@127.0.0.1:1/ipt"))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield app, http
@@ -115,7 +115,7 @@ ALLOWED = "https://app.example"
 @pytest.fixture
 async def cors_client(tmp_path):
     """An app that allows one browser origin."""
-    app = create_app(test_settings(f"sqlite:///{tmp_path / 'unused.db'}", cors_origins=[ALLOWED]))
+    app = create_app(settings_for(f"sqlite:///{tmp_path / 'unused.db'}", cors_origins=[ALLOWED]))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
     await app.state.engine.dispose()
@@ -124,7 +124,7 @@ async def cors_client(tmp_path):
 @pytest.fixture
 async def default_client(tmp_path):
     """An app with the default settings: no CORS origins."""
-    app = create_app(test_settings(f"sqlite:///{tmp_path / 'unused.db'}"))
+    app = create_app(settings_for(f"sqlite:///{tmp_path / 'unused.db'}"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
     await app.state.engine.dispose()

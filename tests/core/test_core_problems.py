@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from tests.conftest import test_settings
+from tests.conftest import test_settings as settings_for
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
@@ -95,7 +95,7 @@ async def test_refusals_are_problems(client, world):
 @pytest.fixture
 async def crashing_client(tmp_path):
     """A fresh app with a route that fails with an internal detail in its message."""
-    app = create_app(test_settings(f"sqlite:///{tmp_path / 'unused.db'}"))
+    app = create_app(settings_for(f"sqlite:///{tmp_path / 'unused.db'}"))
 
     @app.get("/v1/test-crash")
     async def crash() -> None:

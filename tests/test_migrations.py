@@ -1,0 +1,142 @@
+"""Migrations: one head, up and down cleanly on both databases, and they build exactly the models' schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+import app.models  # noqa: F401  (registers every table on the metadata)
+from app.core.config import _with_driver
+from app.core.db import metadata
+from tests.conftest import require_postgres
+from tests.support.databases import alembic_config, postgres_database, sqlite_database
+
+VERSION_TABLE = "alembic_version"
+PREFIXES = {"p": "pk", "f": "fk", "u": "uq", "c": "ck"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A brand-new, empty database of each kind for every test."""
+    if request.param == "postgres":
+        require_postgres()
+        maker = postgres_database()
+    else:
+        maker = sqlite_database(tmp_path)
+    with maker as url:
+        yield url
+
+
+@pytest.fixture
+def engine(fresh_url: str) -> Iterator[sa.Engine]:
+    """A sync engine on the fresh database, for looking at what the migrations built."""
+    eng = sa.create_engine(_with_driver(fresh_url, "sqlite", "postgresql+psycopg"), poolclass=sa.NullPool)
+    yield eng
+    eng.dispose()
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def _model_tables() -> set[str]:
+    return set(metadata.tables)
+
+
+def _current(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def test_there_is_exactly_one_head_and_history_is_linear():
+    script = _script()
+    assert len(script.get_heads()) == 1, f"several heads {script.get_heads()}: merge them (alembic merge heads)"
+    assert len(script.get_bases()) == 1
+    for revision in script.walk_revisions():
+        assert not revision.is_merge_point or revision.is_head, revision.revision
+        assert not isinstance(revision.down_revision, tuple | list), f"{revision.revision} merges branches"
+
+
+def test_upgrade_from_empty_to_head_builds_every_model_table(fresh_url, engine):
+    assert _tables(engine) == set()
+    command.upgrade(alembic_config(fresh_url), "head")
+    assert _tables(engine) == _model_tables() | {VERSION_TABLE}
+    assert _current(engine) == _script().get_current_head()
+
+
+def test_downgrade_to_base_leaves_no_tables_and_upgrade_works_again(fresh_url, engine):
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    assert _tables(engine) - {VERSION_TABLE} == set()
+    assert _current(engine) is None
+    command.upgrade(config, "head")
+    assert _tables(engine) == _model_tables() | {VERSION_TABLE}
+
+
+def test_stairway_every_revision_goes_up_down_and_up_again(fresh_url, engine):
+    config = alembic_config(fresh_url)
+    revisions = list(reversed(list(_script().walk_revisions())))
+    assert revisions, "no migrations found"
+    for revision in revisions:
+        command.upgrade(config, revision.revision)
+        after_up = _tables(engine)
+        command.downgrade(config, revision.down_revision or "base")
+        assert _current(engine) == revision.down_revision
+        command.upgrade(config, revision.revision)
+        assert _tables(engine) == after_up, revision.revision
+        assert _current(engine) == revision.revision
+
+
+def test_migrated_schema_matches_the_models(fresh_url, engine):
+    command.upgrade(alembic_config(fresh_url), "head")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    assert differences == [], (
+        "the models and the migrations disagree; write a revision (alembic revision --autogenerate): "
+        f"{differences}"
+    )
+
+
+def test_postgres_constraints_and_indexes_follow_the_naming_convention(fresh_url, engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL names every constraint; SQLite does not report them all")
+    command.upgrade(alembic_config(fresh_url), "head")
+    with engine.connect() as conn:
+        constraints = conn.execute(
+            sa.text(
+                """SELECT con.conname, con.contype, rel.relname
+                FROM pg_constraint con
+                JOIN pg_class rel ON rel.oid = con.conrelid
+                JOIN pg_namespace ns ON ns.oid = rel.relnamespace
+                WHERE ns.nspname = current_schema() AND rel.relname <> :version"""
+            ),
+            {"version": VERSION_TABLE},
+        ).all()
+        indexes = conn.execute(
+            sa.text("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema() AND tablename <> :version"),
+            {"version": VERSION_TABLE},
+        ).all()
+    assert constraints and indexes
+    wrong = []
+    for name, kind, table in constraints:
+        prefix = PREFIXES.get(kind)
+        expected = f"pk_{table}" if kind == "p" else f"{prefix}_{table}_"
+        if prefix is None or not (name == expected if kind == "p" else name.startswith(expected)):
+            wrong.append((table, kind, name))
+    constraint_names = {name for name, _, _ in constraints}
+    for name, table in indexes:
+        if name not in constraint_names and not name.startswith(f"ix_{table}_"):
+            wrong.append((table, "index", name))
+    assert wrong == [], f"names outside the convention (pk_/fk_/uq_/ix_/ck_ + table): {wrong}"
