@@ -5,3 +5,5 @@ from app.formulations.models import Formulation, InventoryRelationship, Timeline
 from app.identity.models import AppUser, Integration, Organization, RefreshToken  # noqa: F401
 from app.patients.models import Patient  # noqa: F401
 from app.sessions.models import TherapySession  # noqa: F401
+from app.audit.models import AuditChain, AuditEvent, IdempotencyRecord  # noqa: F401
+from app.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription  # noqa: F401

@@ -269,17 +269,45 @@ def wrk_command(wrk: str, args: argparse.Namespace, script: Path, base: str, dur
     return [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}", "--latency", "--timeout", "5s", "-s", str(script), base]
 
 
-def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, name: str) -> dict:
-    """A warm-up (discarded), then the measured run."""
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time a process has used, from /proc (None when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backends_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend connected to the benchmark database."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )]
+    return {pid: cpu for pid in pids if (cpu := _cpu_seconds(pid)) is not None}
+
+
+def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, name: str, pid: int, database_url: str) -> dict:
+    """A warm-up (discarded), then the measured run, with the CPU the server and PostgreSQL spent on it."""
     if args.warmup and args.warmup not in ("0", "0s"):
         subprocess.run(wrk_command(wrk, args, script, base, args.warmup), capture_output=True, check=True, stdin=subprocess.DEVNULL)
     command = wrk_command(wrk, args, script, base, args.duration)
+    load = os.getloadavg()[0]
+    server_before, postgres_before = _cpu_seconds(pid), _backends_cpu(database_url)
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    server_after, postgres_after = _cpu_seconds(pid), _backends_cpu(database_url)
     (OUT / f"{name}.wrk.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
     print(done.stdout.rstrip())
-    return {**parse_wrk(done.stdout), "command": command}
+    result = {**parse_wrk(done.stdout), "command": command, "load": load}
+    n = max(result["requests"], 1)
+    if server_before is not None and server_after is not None:
+        result["server_cpu_ms"] = (server_after - server_before) * 1000 / n
+    if postgres_after:
+        spent = sum(cpu - postgres_before.get(p, 0.0) for p, cpu in postgres_after.items())
+        result["postgres_cpu_ms"] = spent * 1000 / n
+    return result
 
 
 # --- profile -------------------------------------------------------------------------------
@@ -291,15 +319,15 @@ def _seconds(duration: str) -> int:
 
 
 def _bucket(frame: str) -> str:
-    """Where a frame's code lives: a site-packages distribution, the app's package, or the standard library."""
-    location = frame.rsplit("(", 1)[-1]
-    if "site-packages/" in location:
-        return location.split("site-packages/", 1)[1].split("/", 1)[0].split(".py")[0]
-    if str(ROOT / "app") in location:
-        return "app/" + location.split(str(ROOT / "app") + "/", 1)[1].split("/", 1)[0].split(".py")[0]
-    if "/python3" in location:
-        return "stdlib:" + location.split("/python3", 1)[1].split("/", 2)[1].split(".py")[0]
-    return location.split(":", 1)[0]
+    """Where a py-spy frame's code lives: app/<module>, a top-level package, or the standard library."""
+    if "(" not in frame:
+        return "(no Python frame)"
+    location = frame.rsplit("(", 1)[1].rsplit(":", 1)[0]
+    if location.startswith("app/"):
+        return "app/" + location.split("/")[1].removesuffix(".py")
+    if "/" in location:
+        return location.split("/")[0]  # py-spy shortens paths to the package: psycopg/..., sqlalchemy/...
+    return "stdlib"
 
 
 def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: int) -> None:
@@ -312,7 +340,7 @@ def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: in
     raw = OUT / "api-profile.txt"
     seconds = _seconds(args.duration)
     sampler = subprocess.Popen(
-        [str(spy), "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--format", "raw",
+        [str(spy), "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--gil", "--format", "raw",
          "--duration", str(seconds), "--output", str(raw)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
@@ -323,6 +351,7 @@ def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: in
         print(f"py-spy failed: {err.strip()}", file=sys.stderr)
         return
     own: dict[str, int] = {}
+    leaves: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
@@ -330,29 +359,46 @@ def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: in
         frames, n = stack.split(";"), int(count)
         total += n
         own[_bucket(frames[-1])] = own.get(_bucket(frames[-1]), 0) + n
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + n
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + n
     print(f"{total} samples; own time by where the code lives:")
-    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:15]:
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {n / total:6.1%}  {name}")
-    print("inclusive time of the heaviest functions:")
-    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:40]:
+    print("own time of the hottest lines:")
+    for frame, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {n / total:6.1%}  {frame}")
+    print("inclusive time of the app's functions and the heaviest calls below the middleware:")
+    below = [(f, n) for f, n in inclusive.items() if n / total < 0.4 or f.split("(")[-1].startswith("app/")]
+    for frame, n in sorted(below, key=lambda kv: -kv[1])[:25]:
         print(f"  {n / total:6.1%}  {frame}")
     print(f"collapsed stacks: {raw.relative_to(ROOT)} (feed to flamegraph.pl or speedscope)")
 
 
 # --- report ----------------------------------------------------------------------------------
 def table(results: dict[str, dict]) -> str:
+    """The results as a Markdown table, with the API/floor ratios under it."""
     api, floor = results["api"], results["floor"]
+
+    def ms(value: float | None) -> str:
+        return f"{value:.2f} ms" if value is not None else "n/a"
+
     lines = [
-        "| server | requests/s | p50 | p99 | requests | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | requests/s | p50 | p99 | server CPU / request | PostgreSQL CPU / request | requests | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, r in (("API (`ipt serve`: FastAPI + auth + SQLAlchemy)", api), ("floor (raw ASGI + psycopg pool)", floor)):
-        lines.append(f"| {label} | {r['rps']:,.0f} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['requests']:,} | {r['errors']} |")
+        lines.append(
+            f"| {label} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r.get('server_cpu_ms'))} "
+            f"| {ms(r.get('postgres_cpu_ms'))} | {r['requests']:,} | {r['errors']} |"
+        )
     ratio = api["rps"] / floor["rps"] if floor["rps"] else float("nan")
-    lines.append("")
-    lines.append(f"**API / floor rate: {ratio:.2f}** (the API serves {ratio:.0%} of the floor's requests per second)")
+    lines += ["", f"**API / floor rate: {ratio:.2f}** (the API serves {ratio:.0%} of the floor's requests per second)"]
+    if api.get("server_cpu_ms") and floor.get("server_cpu_ms"):
+        lines.append(
+            f"Server CPU per request, API / floor: {api['server_cpu_ms'] / floor['server_cpu_ms']:.1f}x. "
+            f"1-minute load average before each run: API {api['load']:.2f}, floor {floor['load']:.2f}."
+        )
     return "\n".join(lines)
 
 
@@ -480,7 +526,7 @@ def bench(args: argparse.Namespace) -> int:
             token = get_token(base, seeded.clinician_email, password)
             api_body = read_patient(base, probe, {"Authorization": f"Bearer {token}"})
             script = write_lua(seeded.patient_ids, token, "api")
-            results["api"] = drive(wrk, args, script, base, "api")
+            results["api"] = drive(wrk, args, script, base, "api", process.pid, database_url)
             if args.profile:
                 profile(wrk, args, script, base, process.pid)
 
@@ -493,9 +539,10 @@ def bench(args: argparse.Namespace) -> int:
             "--no-access-log", "--no-proxy-headers", "--no-server-header", "--log-level", "warning",
         ]
         section(f"Floor: {_quote(floor_command)}")
-        with serving("floor", floor_command, floor_env, floor_port) as (base, _):
+        with serving("floor", floor_command, floor_env, floor_port) as (base, process):
             floor_body = read_patient(base, probe, {})
-            results["floor"] = drive(wrk, args, write_lua(seeded.patient_ids, None, "floor"), base, "floor")
+            script = write_lua(seeded.patient_ids, None, "floor")
+            results["floor"] = drive(wrk, args, script, base, "floor", process.pid, database_url)
 
     info.update(api_command=api_command, floor_command=floor_command,
                 same_body="yes, the API and the floor return the same JSON for a patient" if api_body == floor_body

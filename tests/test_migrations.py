@@ -109,10 +109,33 @@ def test_migrated_schema_matches_the_models(fresh_url, engine):
     )
 
 
-def test_postgres_constraints_and_indexes_follow_the_naming_convention(fresh_url, engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL names every constraint; SQLite does not report them all")
-    command.upgrade(alembic_config(fresh_url), "head")
+def test_postgres_constraints_and_indexes_follow_the_naming_convention():
+    # PostgreSQL only: it reports every constraint's name, SQLite does not.
+    require_postgres()
+    with postgres_database() as url:
+        command.upgrade(alembic_config(url), "head")
+        engine = sa.create_engine(_with_driver(url, "sqlite", "postgresql+psycopg"), poolclass=sa.NullPool)
+        try:
+            constraints, indexes = _pg_names(engine)
+        finally:
+            engine.dispose()
+    assert constraints and indexes
+    wrong = []
+    for name, kind, table in constraints:
+        prefix = PREFIXES.get(kind)
+        expected = f"pk_{table}" if kind == "p" else f"{prefix}_{table}_"
+        if prefix is None or not (name == expected if kind == "p" else name.startswith(expected)):
+            wrong.append((table, kind, name))
+    constraint_names = {name for name, _, _ in constraints}
+    for name, table, unique in indexes:
+        allowed = (f"ix_{table}_", f"uq_{table}_") if unique else (f"ix_{table}_",)
+        if name not in constraint_names and not name.startswith(allowed):
+            wrong.append((table, "index", name))
+    assert wrong == [], f"names outside the convention (pk_/fk_/uq_/ix_/ck_ + table): {wrong}"
+
+
+def _pg_names(engine: sa.Engine) -> tuple[list, list]:
+    """(name, kind, table) of every constraint and (name, table, unique) of every index in the schema."""
     with engine.connect() as conn:
         constraints = conn.execute(
             sa.text(
@@ -125,18 +148,14 @@ def test_postgres_constraints_and_indexes_follow_the_naming_convention(fresh_url
             {"version": VERSION_TABLE},
         ).all()
         indexes = conn.execute(
-            sa.text("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema() AND tablename <> :version"),
+            sa.text(
+                """SELECT idx.relname, tbl.relname, ix.indisunique
+                FROM pg_index ix
+                JOIN pg_class idx ON idx.oid = ix.indexrelid
+                JOIN pg_class tbl ON tbl.oid = ix.indrelid
+                JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
+                WHERE ns.nspname = current_schema() AND tbl.relname <> :version"""
+            ),
             {"version": VERSION_TABLE},
         ).all()
-    assert constraints and indexes
-    wrong = []
-    for name, kind, table in constraints:
-        prefix = PREFIXES.get(kind)
-        expected = f"pk_{table}" if kind == "p" else f"{prefix}_{table}_"
-        if prefix is None or not (name == expected if kind == "p" else name.startswith(expected)):
-            wrong.append((table, kind, name))
-    constraint_names = {name for name, _, _ in constraints}
-    for name, table in indexes:
-        if name not in constraint_names and not name.startswith(f"ix_{table}_"):
-            wrong.append((table, "index", name))
-    assert wrong == [], f"names outside the convention (pk_/fk_/uq_/ix_/ck_ + table): {wrong}"
+    return constraints, indexes
