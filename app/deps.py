@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,13 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import transaction
 from app.core.errors import Forbidden, Unauthenticated
-from app.core.security import InvalidToken
 from app.identity.models import AppUser, Integration
 from app.identity.roles import scopes_for_roles
 
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")
 _user_q = sa.select(AppUser.active, AppUser.roles).where(
     AppUser.id == sa.bindparam("sub"), AppUser.organization_id == sa.bindparam("org")
@@ -50,25 +46,21 @@ class Principal:
             raise Forbidden(f"This needs the {scope} scope.")
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request, committed before the response is sent."""
-    async with transaction(request.app.state.engine, write=request.method not in _READ_METHODS) as conn:
-        yield conn
+async def get_db(request: Request) -> AsyncConnection:
+    """The request's transaction, opened by the pipeline (app.core.pipeline) around the route."""
+    return request.state.db
 
 
-Db = Annotated[AsyncConnection, Depends(get_db, scope="function")]
+Db = Annotated[AsyncConnection, Depends(get_db)]
 
 
 async def get_principal(
     request: Request, db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """Verify the bearer token, then re-read the account so deactivation bites at once."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated()
-    try:
-        claims = request.app.state.secrets.decode_access_token(credentials.credentials)
-    except InvalidToken:
-        raise Unauthenticated("The bearer token is invalid or expired.") from None
+    """The caller of the token the pipeline verified, re-read so deactivation bites at once."""
+    claims = getattr(request.state, "claims", None)
+    if credentials is None or claims is None:
+        raise Unauthenticated("A valid bearer token is required." if credentials is None else "The bearer token is invalid or expired.")
     params = {"sub": claims.sub, "org": claims.org}
     if claims.kind == "user":
         row = (await db.execute(_user_q, params)).first()

@@ -6,6 +6,7 @@ import asyncio
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 
 from app.core.errors import Unavailable
 from app.core.http import JSON
@@ -18,6 +19,12 @@ router = APIRouter(tags=["health"])
 async def healthz() -> JSON:
     """The process is alive (does not touch the database)."""
     return JSON({"status": "ok"})
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Request counts and latency histograms per route and status, in Prometheus format."""
+    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 @router.get("/readyz", responses=errors(503))

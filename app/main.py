@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,13 +10,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import health
+from app.audit import router as audit
+from app.background import housekeeping_loop
 from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.http import JSON
 from app.core.middleware import RequestIdMiddleware
 from app.core.openapi import operation_id
-from app.core.ratelimit import MemoryRateLimiter
+from app.core.limits import BodyLimitMiddleware
+from app.core.observability import Metrics, ObservabilityMiddleware
+from app.core.ratelimit import make_rate_limiter
 from app.core.security import Secrets
 from app.courses import router as courses
 from app.formulations import router as formulations
@@ -33,7 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(housekeeping_loop(app.state.engine))] if settings.background_tasks else []
         yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app.state.rate_limiter.close()
         await app.state.engine.dispose()
 
     app = FastAPI(
@@ -47,10 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings)
     app.state.secrets = Secrets(settings)
-    app.state.login_limiter = MemoryRateLimiter()
+    app.state.rate_limiter = make_rate_limiter(settings.redis_url)
+    app.state.login_limiter = app.state.rate_limiter
+    app.state.metrics = Metrics()
     handlers.install(app)
     openapi.install(app)
-    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations):
+    app.include_router(auth_router.me_router)
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, audit):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(
@@ -60,5 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -416,6 +416,18 @@ def machine() -> dict[str, str]:
     return {"nproc": str(os.cpu_count()), "cpu": model, "os": platform.platform(), "python": platform.python_version()}
 
 
+def revision() -> str:
+    """The commit benchmarked, and whether tracked files differed from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def versions(wrk: str, database_url: str) -> dict[str, str]:
     from importlib.metadata import version
 
@@ -437,6 +449,7 @@ def write_results(results: dict, args: argparse.Namespace, info: dict) -> str:
 Written by `bench/run.py` (`make bench`); each run replaces this file. See bench/README.md.
 
 - Date: {when}
+- Code: {info['revision']}
 - Machine: nproc={m['nproc']}, {m['cpu']}; {m['os']}; Python {m['python']}
 - Versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}
 - Data: {counts['organizations']} organizations, {counts['users']} users, {counts['patients']:,} patients;
@@ -514,7 +527,7 @@ def bench(args: argparse.Namespace) -> int:
         seeded = seed(database_url, org_id, Secrets(settings).hash_password(password), password,
                       patients=args.patients, other_orgs=args.other_orgs)
         print(f"seeded {seeded.counts} in {time.monotonic() - started:.1f}s")
-        info = {"counts": seeded.counts, "ids": len(seeded.patient_ids), "machine": machine(),
+        info = {"revision": revision(), "counts": seeded.counts, "ids": len(seeded.patient_ids), "machine": machine(),
                 "versions": versions(wrk, database_url)}
         probe = seeded.patient_ids[len(seeded.patient_ids) // 2]
         results: dict[str, dict] = {}

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     login_rate_limit_per_minute: int = 10
     redis_url: str | None = None
     log_level: str = "INFO"
+    background_tasks: bool = True
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -16,7 +16,12 @@ from app.core.http import dumps
 from app.rules.errors import RuleViolation
 
 log = logging.getLogger("ipt.errors")
-_HTTP_CODES = {404: ("not_found", "Not found"), 405: ("method_not_allowed", "Method not allowed"), 400: ("bad_request", "Bad request")}
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Payload too large"),
+}
 
 
 def problem_response(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from app import rules
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors
+from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
 from app.courses import repository, service
@@ -27,7 +28,7 @@ from app.courses.schemas import (
 )
 from app.deps import ClinicalReader, ClinicalWriter, CurrentPrincipal, Db
 
-router = APIRouter(tags=["courses"])
+router = APIRouter(tags=["courses"], route_class=AuditedRoute)
 RULES = errors(*AUTH, 400, 404, 409, 412)
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app.core.errors import NotFound
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors
+from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
 from app.courses import repository as courses
@@ -25,7 +26,7 @@ from app.formulations.schemas import (
     TimelinePublic,
 )
 
-router = APIRouter(prefix="/v1/courses/{course_id}", tags=["formulation"])
+router = APIRouter(prefix="/v1/courses/{course_id}", tags=["formulation"], route_class=AuditedRoute)
 CHANGE = errors(*AUTH, 400, 404, 409, 412, 428)
 
 

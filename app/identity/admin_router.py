@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors
+from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin
@@ -26,7 +27,7 @@ from app.identity.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], route_class=AuditedRoute)
 
 
 @router.get("/organization", response_model=OrganizationPublic, responses=errors(*AUTH))

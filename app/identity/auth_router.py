@@ -9,7 +9,10 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app.audit import writer as audit
+from app.audit.context import AuditNote
 from app.core.db import transaction
+from app.core.pipeline import AuditedRoute
 from app.core.errors import NotFound, RateLimited
 from app.core.http import JSON
 from app.core.openapi import errors
@@ -18,6 +21,7 @@ from app.identity import tokens
 from app.identity.schemas import Me, OAuthError, TokenResponse
 
 router = APIRouter(tags=["auth"])
+me_router = APIRouter(tags=["auth"], route_class=AuditedRoute)
 
 _TOKEN_FORM = {
     "requestBody": {
@@ -65,13 +69,39 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote(user), unquote(password)
 
 
-def _throttle(request: Request, account: str | None) -> None:
+async def _throttle(request: Request, account: str | None) -> None:
     """Per client address and per account, so neither a spray nor a single target gets far."""
     limiter, limit = request.app.state.login_limiter, request.app.state.settings.login_rate_limit_per_minute
     client = request.client.host if request.client else "unknown"
     for key in (f"ip:{client}", f"acct:{account.lower()}" if account else None):
-        if key is not None and (retry := limiter.hit(f"login:{key}", limit)) is not None:
+        if key is not None and (retry := await limiter.hit(f"login:{key}", limit)) is not None:
             raise RateLimited(retry)
+
+
+async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, str] | None):  # noqa: ANN001, ANN202
+    """Dispatch to the grant the form names; (body, subject) or a GrantError."""
+    secrets, grant, scope = request.app.state.secrets, field.get("grant_type"), field.get("scope")
+    client_id = basic[0] if basic else field.get("client_id")
+    if grant == "password" and field.get("username") and field.get("password"):
+        return await tokens.password_grant(db, secrets, field["username"], field["password"], scope)
+    if grant == "refresh_token" and field.get("refresh_token"):
+        return await tokens.refresh_grant(db, secrets, field["refresh_token"], scope)
+    if grant == "client_credentials" and client_id and (basic or field.get("client_secret")):
+        client_secret = basic[1] if basic else field["client_secret"]
+        return await tokens.client_credentials_grant(db, secrets, client_id, client_secret, scope)
+    if grant not in ("password", "refresh_token", "client_credentials"):
+        raise tokens.GrantError("unsupported_grant_type", "Use password, refresh_token or client_credentials.")
+    raise tokens.GrantError("invalid_request", f"The {grant} grant is missing a required field.")
+
+
+def _login_event(request: Request, subject: tokens.Subject | None, status: int) -> dict:
+    event = audit.event_for(request, AuditNote(), status, "/v1/auth/token", "login" if status == 200 else "login_failed")
+    if subject is not None:
+        event |= {"actor_type": subject[0], "actor_id": subject[1], "organization_id": subject[2],
+                  "resource_type": subject[0], "resource_id": subject[1]}
+    else:
+        event |= {"resource_type": None, "resource_id": None}
+    return event
 
 
 @router.post(
@@ -86,42 +116,29 @@ async def issue_token(request: Request) -> Response:
         return _oauth_error("invalid_request", "Send the request form-encoded (application/x-www-form-urlencoded).")
     form = await request.form()
     field = {k: v for k, v in form.items() if isinstance(v, str)}
-    grant, scope = field.get("grant_type"), field.get("scope")
     basic = _basic_credentials(request)
     if any("\x00" in value for value in [*field.values(), *(basic or ())]):
         # No credential holds NUL, and PostgreSQL cannot even compare text holding it.
         return _oauth_error("invalid_request", "A field contains a NUL character.")
-    client_id = basic[0] if basic else field.get("client_id")
-    _throttle(request, field.get("username") or client_id)
-    secrets = request.app.state.secrets
-    try:
-        async with transaction(request.app.state.engine, write=True) as db:
-            try:
-                if grant == "password" and field.get("username") and field.get("password"):
-                    body = await tokens.password_grant(db, secrets, field["username"], field["password"], scope)
-                elif grant == "refresh_token" and field.get("refresh_token"):
-                    body = await tokens.refresh_grant(db, secrets, field["refresh_token"], scope)
-                elif grant == "client_credentials" and client_id and (basic or field.get("client_secret")):
-                    client_secret = basic[1] if basic else field["client_secret"]
-                    body = await tokens.client_credentials_grant(db, secrets, client_id, client_secret, scope)
-                elif grant not in ("password", "refresh_token", "client_credentials"):
-                    return _oauth_error("unsupported_grant_type", "Use password, refresh_token or client_credentials.")
-                else:
-                    return _oauth_error("invalid_request", f"The {grant} grant is missing a required field.")
-            except tokens.GrantError as exc:
-                if not exc.commit:
-                    raise
-                failure = exc  # keep the family revocation: leave the block normally so it commits
-            else:
-                failure = None
-    except tokens.GrantError as exc:
-        return _oauth_error(exc.error, exc.description, exc.status)
+    await _throttle(request, field.get("username") or (basic[0] if basic else field.get("client_id")))
+    engine = request.app.state.engine
+    failure: tokens.GrantError | None = None
+    async with transaction(engine, write=True) as db:
+        try:
+            body, subject = await _grant(db, request, field, basic)
+            await audit.record(db, _login_event(request, subject, 200))
+        except tokens.GrantError as exc:
+            failure = exc
+            if not exc.commit:
+                await db.rollback()  # nothing of the attempt is kept, except its audit event below
     if failure is not None:
+        async with transaction(engine, write=True) as db:
+            await audit.record(db, _login_event(request, failure.subject, failure.status))
         return _oauth_error(failure.error, failure.description, failure.status)
     return JSON(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
-@router.get("/v1/me", response_model=Me, responses=errors(401, 503))
+@me_router.get("/v1/me", response_model=Me, responses=errors(401, 503))
 async def read_me(principal: CurrentPrincipal) -> JSON:
     """Who the token belongs to, with its roles and effective scopes."""
     return JSON(

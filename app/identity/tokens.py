@@ -14,13 +14,19 @@ from app.identity import repository
 from app.identity.roles import scopes_for_roles
 
 
+Subject = tuple[str, str, str]  # (kind, id, organization id)
+
+
 class GrantError(Exception):
     """An RFC 6749 error: ``error`` code, description, HTTP status."""
 
-    def __init__(self, error: str, description: str, status: int = 400, *, commit: bool = False) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, *, commit: bool = False, subject: Subject | None = None
+    ) -> None:
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
         self.commit = commit  # the refusal itself changed state (a revoked family) and must be kept
+        self.subject = subject  # the account the attempt named, when it exists (for the audit log)
 
 
 def _narrow(granted: frozenset[str], requested: str | None) -> list[str]:
@@ -52,17 +58,22 @@ async def _user_tokens(
     }
 
 
-async def password_grant(db: AsyncConnection, secrets: Secrets, email: str, password: str, scope: str | None) -> dict:
+async def password_grant(
+    db: AsyncConnection, secrets: Secrets, email: str, password: str, scope: str | None
+) -> tuple[dict, Subject]:
     """Log a person in; the same hashing work is done whether or not the account exists."""
     user = await repository.user_for_login(db, email)
     # Argon2 is deliberately slow: keep it off the event loop.
     ok = await run_in_threadpool(secrets.verify_password, password, user.password_hash if user else None)
     if not ok or not user.active:
-        raise GrantError("invalid_grant", "The email or password is wrong, or the account is inactive.")
-    return await _user_tokens(db, secrets, user, scope)
+        subject = ("user", user.id, user.organization_id) if user else None
+        raise GrantError("invalid_grant", "The email or password is wrong, or the account is inactive.", subject=subject)
+    return await _user_tokens(db, secrets, user, scope), ("user", user.id, user.organization_id)
 
 
-async def refresh_grant(db: AsyncConnection, secrets: Secrets, refresh_token: str, scope: str | None) -> dict:
+async def refresh_grant(
+    db: AsyncConnection, secrets: Secrets, refresh_token: str, scope: str | None
+) -> tuple[dict, Subject]:
     """Rotate a refresh token; a spent token coming back revokes its whole family."""
     token_id, _, secret = refresh_token.partition(".")
     row = await repository.get_refresh_token(db, token_id) if token_id and secret else None
@@ -79,18 +90,21 @@ async def refresh_grant(db: AsyncConnection, secrets: Secrets, refresh_token: st
     user = await repository.active_user(db, row.user_id)
     if user is None:
         raise GrantError("invalid_grant", "The account is inactive.")
-    return await _user_tokens(db, secrets, user, scope, family_id=row.family_id)
+    body = await _user_tokens(db, secrets, user, scope, family_id=row.family_id)
+    return body, ("user", user.id, user.organization_id)
 
 
 async def client_credentials_grant(
     db: AsyncConnection, secrets: Secrets, client_id: str, client_secret: str, scope: str | None
-) -> dict:
+) -> tuple[dict, Subject]:
     """Authenticate an integration by its client id and secret."""
     integration = await repository.integration_for_login(db, client_id)
     if not secrets.verify_secret(client_secret, integration.secret_hash if integration else None):
-        raise GrantError("invalid_client", "The client credentials are not valid.", status=401)
+        subject = ("integration", integration.id, integration.organization_id) if integration else None
+        raise GrantError("invalid_client", "The client credentials are not valid.", status=401, subject=subject)
     scopes = _narrow(frozenset(integration.scopes), scope)
     access, expires_in = secrets.issue_access_token(
         sub=integration.id, kind="integration", org=integration.organization_id, scopes=scopes
     )
-    return {"access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": " ".join(scopes)}
+    body = {"access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": " ".join(scopes)}
+    return body, ("integration", integration.id, integration.organization_id)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors
+from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
 from app.courses import repository as courses
@@ -16,7 +17,7 @@ from app.deps import ClinicalReader, ClinicalWriter, Db
 from app.sessions import repository, service
 from app.sessions.schemas import SessionCreate, SessionPublic, SessionUpdate
 
-router = APIRouter(prefix="/v1/courses/{course_id}/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/courses/{course_id}/sessions", tags=["sessions"], route_class=AuditedRoute)
 
 
 @router.post("", status_code=201, response_model=SessionPublic, responses=errors(*AUTH, 400, 404, 409))

@@ -1,0 +1,59 @@
+"""The audit log, read-only (audit:read)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from app.audit import repository
+from app.core.http import JSON
+from app.core.openapi import AUTH, errors
+from app.core.pagination import Page, page_params
+from app.core.pipeline import AuditedRoute
+from app.core.schemas import ListOf
+from app.deps import Db, Principal, scoped
+
+router = APIRouter(tags=["audit"], route_class=AuditedRoute)
+AuditReader = Annotated[Principal, scoped("audit:read")]
+Action = Literal["read", "create", "update", "delete", "export", "login", "login_failed", "denied"]
+
+
+class AuditEventPublic(BaseModel):
+    """One audit event; ``hash`` chains it to the previous event of its organization (null until sealed)."""
+
+    id: str
+    at: datetime
+    actor_type: str | None
+    actor_id: str | None
+    organization_id: str
+    action: Action
+    resource_type: str | None
+    resource_id: str | None
+    patient_id: str | None
+    request_id: str | None
+    ip: str | None
+    user_agent: str | None
+    outcome: int
+    details: dict
+    seq: int | None
+    hash: str | None
+    prev_hash: str | None
+
+
+@router.get("/v1/audit-events", response_model=ListOf[AuditEventPublic], responses=errors(*AUTH))
+async def list_audit_events(
+    db: Db,
+    principal: AuditReader,
+    page: Annotated[Page, Depends(page_params("audit-events"))],
+    actor_id: Annotated[str | None, Query(max_length=36)] = None,
+    patient_id: Annotated[str | None, Query(max_length=36)] = None,
+    action: Action | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> JSON:
+    """List the organization's audit events, oldest first, with filters."""
+    filters = {"actor_id": actor_id, "patient_id": patient_id, "action": action, "since": since, "until": until}
+    return JSON(await repository.list_page(db, principal.organization_id, page, filters))
