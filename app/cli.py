@@ -122,6 +122,27 @@ def serve(host: str, port: int, workers: int) -> None:
                 access_log=False, proxy_headers=False, server_header=False)
 
 
+async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
+    from app.audit import repository
+
+    return await repository.verify(db, org)
+
+
+async def _worker() -> None:
+    """Run the webhook worker and the audit sealer until interrupted."""
+    from app.background import housekeeping_loop
+    from app.core.db import make_engine
+    from app.webhooks.worker import Worker
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    worker = Worker(engine, settings.webhook_allow_private)
+    try:
+        await asyncio.gather(worker.loop(), housekeeping_loop(engine))
+    finally:
+        await engine.dispose()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipt", description="The IPT API service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +166,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("openapi", help="write openapi/openapi.json")
     p.add_argument("--out", type=Path, default=Path("openapi/openapi.json"))
     sub.add_parser("demo", help="create the demo organization if there is none, and print its log-ins")
+    sub.add_parser("worker", help="deliver webhooks and seal the audit log, without serving the API")
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
+    verify.add_argument("--org", default=None, help="one organization id (default: all)")
     return parser
 
 
@@ -161,6 +186,15 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(create_integration(args.org, args.name, args.scopes)))
     elif args.command == "openapi":
         print(write_openapi(args.out))
+    elif args.command == "worker":
+        asyncio.run(_worker())
+    elif args.command == "audit":
+        problems = asyncio.run(_with_db(lambda db, _: _verify(db, args.org)))
+        if problems:
+            for org, problem in problems:
+                print(f"organization {org}: {problem}", file=sys.stderr)
+            raise CliError("the audit log has been tampered with")
+        print("audit log intact" + (f" for organization {args.org}" if args.org else " for every organization"))
     elif args.command == "demo":
         from app.demo import ensure_demo
 

@@ -12,6 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import health
 from app.audit import router as audit
 from app.background import housekeeping_loop
+from app.webhooks import router as webhooks
+from app.webhooks.worker import Worker
 from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
@@ -38,7 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(housekeeping_loop(app.state.engine))] if settings.background_tasks else []
+        tasks = []
+        if settings.background_tasks:
+            tasks.append(asyncio.create_task(housekeeping_loop(app.state.engine)))
+        if settings.background_tasks and settings.webhook_worker:
+            worker = Worker(app.state.engine, settings.webhook_allow_private)
+            tasks.append(asyncio.create_task(worker.loop()))
         yield
         for task in tasks:
             task.cancel()
@@ -63,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handlers.install(app)
     openapi.install(app)
     app.include_router(auth_router.me_router)
-    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, audit):
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, audit, webhooks):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

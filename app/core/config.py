@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     log_level: str = "INFO"
     background_tasks: bool = True
+    webhook_worker: bool = True
+    webhook_allow_private: bool = False
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -92,9 +94,9 @@ def _with_driver(url: str, sqlite_scheme: str, postgres_scheme: str) -> str:
 
 def _development_key() -> str:
     """A random key generated once and kept in a git-ignored file, so tokens survive restarts."""
-    if DEV_KEY_FILE.exists():
-        return DEV_KEY_FILE.read_text().strip()
-    key = secrets.token_urlsafe(48)
+    if DEV_KEY_FILE.exists() and (kept := DEV_KEY_FILE.read_text().strip()):
+        return kept
+    key = secrets.token_urlsafe(48)  # an empty file must never mean an empty signing key
     DEV_KEY_FILE.write_text(key + "\n")
     DEV_KEY_FILE.chmod(0o600)
     return key

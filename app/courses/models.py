@@ -44,6 +44,12 @@ class Course(SQLModel, table=True):
     attended_in_phase: int = Field(default=0)
     latest_session_on: date | None = Field(default=None)
     risk_flag_open: bool = Field(default=False)
+    # Measure facts kept on the row (under its lock) so every course response carries the measure
+    # advisories without another query.
+    first_measure_on: date | None = Field(default=None)
+    last_measure_on: date | None = Field(default=None)
+    last_measure_session_number: int | None = Field(default=None)
+    first_attended_on: date | None = Field(default=None)
     version: int = Field(default=1)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

@@ -13,6 +13,7 @@ from app.courses import repository
 from app.deps import Principal
 from app.identity import repository as identity
 from app.patients import repository as patients
+from app.webhooks import outbox
 
 HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on")
 
@@ -84,7 +85,11 @@ async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]
         "started_on": data.get("started_on") or today(),
         "diagnosis": data.get("diagnosis"),
     }
-    return await repository.insert(db, values)
+    course = await repository.insert(db, values)
+    await outbox.emit(db, principal.organization_id, "course.created", {
+        "course_id": course["id"], "patient_id": course["patient_id"], "therapist_id": therapist_id,
+        "protocol": protocol.id, "phase": course["phase"], "planned_sessions": planned})
+    return course
 
 
 async def update(db: AsyncConnection, principal: Principal, course_id: str, version: int, changes: dict) -> dict:
@@ -117,7 +122,13 @@ async def transition(
         "to_phase": data["to"], "reason": changes.get("end_reason") if data["to"] == "discontinued" else None,
         "note": data.get("note"), "by_type": principal.kind, "by_id": principal.id,
     })
-    return await repository.save(db, course_id, changes)
+    updated = await repository.save(db, course_id, changes)
+    facts = {"course_id": course_id, "patient_id": course["patient_id"], "from_phase": course["phase"], "to_phase": data["to"]}
+    await outbox.emit(db, principal.organization_id, "course.phase_changed", facts)
+    if data["to"] in rules.CLOSED_PHASES:
+        await outbox.emit(db, principal.organization_id, "course.closed", facts | {
+            "end_reason": updated["end_reason"], "sessions_attended": updated["sessions_attended"]})
+    return updated
 
 
 async def extend(

@@ -13,6 +13,7 @@ from app.courses import repository as courses
 from app.courses import service as course_service
 from app.deps import Principal
 from app.sessions import repository
+from app.webhooks import outbox
 
 
 async def record(db: AsyncConnection, principal: Principal, course_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +28,10 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
     if number is not None:
         changes |= {"sessions_attended": number, "attended_in_phase": course["attended_in_phase"] + 1}
     await courses.save(db, course_id, changes)
+    await outbox.emit(db, principal.organization_id, "session.recorded", {
+        "course_id": course_id, "patient_id": course["patient_id"], "session_id": session["id"],
+        "number": number, "attendance": data["attendance"], "phase": course["phase"],
+        "held_on": data["held_on"].isoformat()})
     return session
 
 

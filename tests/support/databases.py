@@ -32,6 +32,8 @@ def postgres_database() -> Iterator[str]:
     name = f"ipt_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+        # A throwaway database need not wait for the disk on every commit (tests of durability set it back).
+        conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"

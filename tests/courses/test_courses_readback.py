@@ -1,0 +1,194 @@
+"""What a course reads back: the protocol catalogue, list filters, advisories, ETags and If-Match on POSTs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.clinic import CourseDriver, open_course
+from tests.support.world import create_patient
+
+# domain.md's protocol table: (planned min, planned max, default, initial at most, termination at least, extension at most)
+DOMAIN_TABLE = {
+    "ipt": (12, 16, 16, 4, 2, 4),
+    "ipt-a": (12, 16, 12, 4, 2, 4),
+    "ipt-b": (8, 9, 8, 2, 1, 2),
+    "ipc": (3, 6, 6, 1, 1, 2),
+    "ipt-m": (6, 36, 12, 2, 1, 12),
+}
+FIELDS = ("planned_min", "planned_max", "default_planned", "initial_max", "termination_min", "extension_max")
+
+
+def codes(course: dict) -> list[str]:
+    return [a["code"] for a in course["advisories"]]
+
+
+async def test_protocol_catalogue_lists_the_five_protocols_with_domain_numbers(client, world):
+    for actor in (world.clinician, world.ehr):
+        response = await client.get("/v1/protocols", headers=actor.headers)
+        assert response.status_code == 200, response.text
+        listed = {p["id"]: tuple(p[f] for f in FIELDS) for p in response.json()}
+        assert listed == DOMAIN_TABLE
+        assert all(p["name"] and p["description"] for p in response.json())
+    assert (await client.get("/v1/protocols")).status_code == 401
+
+
+async def test_course_list_filters_by_patient_therapist_phase_protocol_and_openness(client, world):
+    ipt = await open_course(client, world.clinician, "ipt")
+    closed = await open_course(client, world.clinician, "ipc")
+    await CourseDriver(client, world.clinician, closed).move("discontinued", reason="other")
+    brief = await open_course(client, world.clinician2, "ipt-b")
+    active = CourseDriver(client, world.clinician2, await open_course(client, world.clinician2, "ipt"))
+    await active.session()
+    await active.prepare_middle()
+    await active.move("middle")
+    later = await client.post("/v1/courses", json={"patient_id": closed["patient_id"], "protocol": "ipc"},
+                              headers=world.clinician.headers)
+    assert later.status_code == 201, later.text
+    later = later.json()
+
+    cases = [
+        ({}, [ipt, closed, brief, active.course, later]),
+        ({"patient_id": closed["patient_id"]}, [closed, later]),
+        ({"patient_id": ipt["patient_id"]}, [ipt]),
+        ({"therapist_id": world.clinician2.id}, [brief, active.course]),
+        ({"therapist_id": world.supervisor.id}, []),
+        ({"phase": "initial"}, [ipt, brief, later]),
+        ({"phase": "middle"}, [active.course]),
+        ({"phase": "discontinued"}, [closed]),
+        ({"protocol": "ipt"}, [ipt, active.course]),
+        ({"protocol": "ipc", "open": "true"}, [later]),
+        ({"open": "true"}, [ipt, brief, active.course, later]),
+        ({"open": "false"}, [closed]),
+        ({"therapist_id": world.clinician.id, "open": "true", "phase": "initial"}, [ipt, later]),
+        ({"risk_flag_open": "true"}, []),
+    ]
+    for params, expected in cases:
+        response = await client.get("/v1/courses", params=params, headers=world.supervisor.headers)
+        assert response.status_code == 200, (params, response.text)
+        assert [c["id"] for c in response.json()["data"]] == [c["id"] for c in expected], params
+    mine = await client.get("/v1/courses", params={"therapist_id": world.clinician2.id}, headers=world.clinician.headers)
+    assert mine.json()["data"] == []
+    for bad in ({"phase": "ending"}, {"protocol": "cbt"}, {"open": "maybe"}):
+        response = await client.get("/v1/courses", params=bad, headers=world.supervisor.headers)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(("protocol", "planned"), [("ipc", 6), ("ipt-b", 8), ("ipt", 12)])
+async def test_termination_due_appears_at_termination_min_plus_two_sessions_left_and_not_before(
+    client, world, protocol, planned
+):
+    drive = CourseDriver(client, world.clinician,
+                         await open_course(client, world.clinician, protocol, planned_sessions=planned, started_days_ago=30))
+    _, _, _, _, termination_min, _ = DOMAIN_TABLE[protocol]
+    first_due = planned - termination_min - 2  # attended at which limit - attended == termination_min + 2
+    await drive.session()
+    await drive.prepare_middle()
+    course = await drive.move("middle")
+    attended = 1
+    while attended < first_due:
+        assert "termination_due" not in codes(course), (attended, course["advisories"])
+        await drive.session()
+        attended += 1
+        course = await drive.read()
+    assert course["sessions_attended"] == first_due
+    assert "termination_due" in codes(course)
+    message = next(a["message"] for a in course["advisories"] if a["code"] == "termination_due")
+    assert str(planned - first_due) in message
+    await drive.session()
+    assert "termination_due" in codes(await drive.read())
+    course = await drive.move("termination")
+    assert "termination_due" not in codes(course)
+
+
+@pytest.mark.parametrize("protocol", ["ipc", "ipt-b", "ipt"])
+async def test_initial_phase_long_appears_once_initial_max_sessions_are_held(client, world, protocol):
+    initial_max = DOMAIN_TABLE[protocol][3]
+    drive = CourseDriver(client, world.clinician, await open_course(client, world.clinician, protocol, started_days_ago=30))
+    for _ in range(initial_max - 1):
+        await drive.session()
+    await drive.session("missed")
+    course = await drive.read()
+    assert course["sessions_attended"] == initial_max - 1
+    assert "initial_phase_long" not in codes(course)
+    await drive.session()
+    course = await drive.read()
+    assert "initial_phase_long" in codes(course)
+    await drive.prepare_middle()
+    assert "initial_phase_long" not in codes(await drive.move("middle"))
+
+
+@pytest.mark.parametrize(("days_ago", "overrunning"), [(31, False), (32, True)])
+async def test_course_overrunning_after_limit_times_one_and_a_half_weeks(client, world, days_ago, overrunning):
+    # ipc with 3 planned: 4.5 weeks = 31.5 days.
+    course = await open_course(client, world.clinician, "ipc", planned_sessions=3, started_days_ago=days_ago)
+    read = (await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers)).json()
+    assert ("course_overrunning" in codes(read)) is overrunning
+    listed = (await client.get("/v1/courses", headers=world.clinician.headers)).json()["data"]
+    assert ("course_overrunning" in codes(listed[0])) is overrunning
+    if overrunning:
+        extended = await client.post(f"/v1/courses/{course['id']}/extensions", json={"sessions": 1, "reason": "slow start"},
+                                     headers=world.supervisor.headers)
+        assert "course_overrunning" not in codes(extended.json())  # 4 sessions: 6 weeks
+        closed = await CourseDriver(client, world.clinician, extended.json()).move("discontinued", reason="other")
+        assert closed["advisories"] == []
+
+
+async def test_course_etag_changes_with_every_change(client, world):
+    actor = world.clinician
+    created = await client.post("/v1/courses", json={
+        "patient_id": (await create_patient(client, actor))["id"], "protocol": "ipc",
+        "started_on": (datetime.now(UTC).date() - timedelta(days=10)).isoformat()}, headers=actor.headers)
+    drive = CourseDriver(client, actor, created.json())
+    seen = [created.headers["ETag"]]
+
+    async def current() -> dict:
+        response = await client.get(drive.url, headers=actor.headers)
+        assert response.headers["ETag"] == f'"{response.json()["version"]}"'
+        assert response.headers["ETag"] not in seen, seen
+        seen.append(response.headers["ETag"])
+        return response.json()
+
+    patched = await client.patch(drive.url, json={"diagnosis": "F32.1"},
+                                 headers={**actor.headers, "If-Match": seen[-1]})
+    assert patched.status_code == 200 and patched.headers["ETag"] not in seen
+    seen.append(patched.headers["ETag"])
+    assert (await client.get(drive.url, headers=actor.headers)).headers["ETag"] == seen[-1]
+    await drive.session()
+    await current()
+    missed = await drive.session("missed")
+    await current()
+    assert (await client.delete(f"{drive.url}/sessions/{missed['id']}",
+                                headers={**actor.headers, "If-Match": f'"{missed["version"]}"'})).status_code == 204
+    await current()
+    await drive.prepare_middle()
+    moved = await client.post(f"{drive.url}/transitions", json={"to": "middle"}, headers=actor.headers)
+    assert moved.status_code == 200 and moved.headers["ETag"] not in seen
+    seen.append(moved.headers["ETag"])
+    extended = await client.post(f"{drive.url}/extensions", json={"sessions": 1, "reason": "r"},
+                                 headers=world.supervisor.headers)
+    assert extended.status_code == 200 and extended.headers["ETag"] not in seen
+    seen.append(extended.headers["ETag"])
+    assert (await current())["session_limit"] == 7
+
+
+@pytest.mark.parametrize("route", ["transitions", "extensions"])
+async def test_stale_if_match_on_a_course_post_is_412_and_changes_nothing(client, world, route):
+    actor = world.supervisor
+    drive = CourseDriver(client, actor, await open_course(client, actor, "ipt"))
+    await drive.session()
+    await drive.prepare_middle()
+    course = await drive.read()
+    body = {"to": "middle"} if route == "transitions" else {"sessions": 1, "reason": "renegotiated"}
+    url = f"{drive.url}/{route}"
+    stale = await client.post(url, json=body, headers={**actor.headers, "If-Match": f'"{course["version"] - 1}"'})
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["code"] == "precondition_failed"
+    assert await drive.read() == course
+    assert (await client.get(url, headers=actor.headers)).json()["data"] == []
+    fresh = await client.post(url, json=body, headers={**actor.headers, "If-Match": f'"{course["version"]}"'})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["version"] == course["version"] + 1
+    assert len((await client.get(url, headers=actor.headers)).json()["data"]) == 1
