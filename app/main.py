@@ -27,6 +27,7 @@ from app.core.security import Secrets
 from app.courses import router as courses
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
+from app.measures import router as measures
 from app.patients import router as patients
 from app.sessions import router as sessions
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handlers.install(app)
     openapi.install(app)
     app.include_router(auth_router.me_router)
-    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, audit, webhooks):
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, measures, audit, webhooks):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

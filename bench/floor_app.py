@@ -34,13 +34,13 @@ pool = AsyncConnectionPool(
 )
 
 
-async def _respond(send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:  # noqa: ANN001
+async def _respond(send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive, send) -> None:  # noqa: ANN001
+async def _lifespan(receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -52,7 +52,7 @@ async def _lifespan(receive, send) -> None:  # noqa: ANN001
             return
 
 
-async def app(scope, receive, send) -> None:  # noqa: ANN001
+async def app(scope, receive, send) -> None:
     """GET /healthz and GET /v1/patients/{id}; anything else is 404."""
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)

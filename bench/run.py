@@ -43,8 +43,9 @@ ADMIN_URL = os.environ.get("IPT_BENCH_POSTGRES_URL", "postgresql://postgres@127.
 def _use_project_venv() -> None:
     """Re-run under .venv/bin/python when started with a Python that lacks the app (e.g. `python3 bench/run.py`)."""
     try:
-        import app  # noqa: F401
         import psycopg  # noqa: F401
+
+        import app  # noqa: F401
     except ImportError:
         venv = ROOT / ".venv"
         if (venv / "bin" / "python").exists() and Path(sys.prefix).resolve() != venv.resolve():
@@ -55,9 +56,8 @@ def _use_project_venv() -> None:
 _use_project_venv()
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
-import psycopg  # noqa: E402
-
-from seed import seed  # noqa: E402
+import psycopg
+from seed import seed
 
 
 class BenchError(Exception):
@@ -77,7 +77,7 @@ def ensure_wrk() -> str:
     section("Installing wrk (apt-get install -y wrk)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
-    if subprocess.run(install, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+    if subprocess.run(install, env=env, stdin=subprocess.DEVNULL, check=False).returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, stdin=subprocess.DEVNULL, check=False)
         subprocess.run(install, env=env, stdin=subprocess.DEVNULL, check=False)
     found = shutil.which("wrk")
@@ -134,7 +134,7 @@ def throwaway_database() -> Iterator[str]:
 
 def run_ipt(env: dict[str, str], *args: str) -> str:
     """Run one `ipt` command; its stdout, or BenchError with its stderr."""
-    done = subprocess.run([ipt_command(), *args], env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run([ipt_command(), *args], env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         raise BenchError(f"`ipt {args[0]}` failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout
@@ -245,7 +245,7 @@ def parse_wrk(output: str) -> dict:
     """Requests/s, latency percentiles (ms), request count and errors from `wrk --latency` output."""
 
     def latency(percent: str) -> float:
-        match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+        match = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
         if not match:
             raise BenchError(f"no {percent}% latency in wrk output:\n{output}")
         return float(match.group(1)) * _UNITS[match.group(2)]
@@ -294,7 +294,7 @@ def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, name: str
     command = wrk_command(wrk, args, script, base, args.duration)
     load = os.getloadavg()[0]
     server_before, postgres_before = _cpu_seconds(pid), _backends_cpu(database_url)
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     server_after, postgres_after = _cpu_seconds(pid), _backends_cpu(database_url)
     (OUT / f"{name}.wrk.txt").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -345,13 +345,14 @@ def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: in
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     time.sleep(1)
-    subprocess.run(wrk_command(wrk, args, script, base, f"{seconds}s"), capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(wrk_command(wrk, args, script, base, f"{seconds}s"), capture_output=True, stdin=subprocess.DEVNULL, check=False)
     _, err = sampler.communicate(timeout=seconds + 30)
     if sampler.returncode != 0 or not raw.exists():
         print(f"py-spy failed: {err.strip()}", file=sys.stderr)
         return
     own: dict[str, int] = {}
     leaves: dict[str, int] = {}
+    on_stack: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
     for line in raw.read_text().splitlines():
@@ -360,17 +361,22 @@ def profile(wrk: str, args: argparse.Namespace, script: Path, base: str, pid: in
         total += n
         own[_bucket(frames[-1])] = own.get(_bucket(frames[-1]), 0) + n
         leaves[frames[-1]] = leaves.get(frames[-1], 0) + n
+        for bucket in {_bucket(f).split("/")[0] for f in frames}:
+            on_stack[bucket] = on_stack.get(bucket, 0) + n
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + n
     print(f"{total} samples; own time by where the code lives:")
     for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {n / total:6.1%}  {name}")
+    print("samples with the package anywhere on the stack (inclusive):")
+    for name, n in sorted(on_stack.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {n / total:6.1%}  {name}")
     print("own time of the hottest lines:")
     for frame, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {n / total:6.1%}  {frame}")
     print("inclusive time of the app's functions and the heaviest calls below the middleware:")
     below = [(f, n) for f, n in inclusive.items() if n / total < 0.4 or f.split("(")[-1].startswith("app/")]
-    for frame, n in sorted(below, key=lambda kv: -kv[1])[:25]:
+    for frame, n in sorted(below, key=lambda kv: -kv[1])[:20]:
         print(f"  {n / total:6.1%}  {frame}")
     print(f"collapsed stacks: {raw.relative_to(ROOT)} (feed to flamegraph.pl or speedscope)")
 
@@ -419,7 +425,7 @@ def machine() -> dict[str, str]:
 def revision() -> str:
     """The commit benchmarked, and whether tracked files differed from it."""
     def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD")
@@ -434,7 +440,7 @@ def versions(wrk: str, database_url: str) -> dict[str, str]:
     found = {name: version(name) for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg", "uvloop", "httptools")}
     with psycopg.connect(database_url) as conn:
         found["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-    banner = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()
+    banner = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout.split()
     found["wrk"] = banner[1] if len(banner) > 1 else "?"
     return found
 

@@ -30,6 +30,9 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(**values)
 
 
+test_settings.__test__ = False  # a helper, not a test, wherever it is imported
+
+
 def require_postgres() -> None:
     """Skip (or, in CI, fail) when PostgreSQL does not answer."""
     global _postgres_up
@@ -100,3 +103,12 @@ def live_url(app: FastAPI, database_url: str) -> Iterator[str]:
 
     with live_server(database_url, app.state.settings.secret_key) as base:
         yield base
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, for the multi-process tests (PostgreSQL only by design)."""
+    require_postgres()
+    with postgres_database() as url:
+        migrate(url)
+        yield url

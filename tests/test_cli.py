@@ -8,7 +8,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,8 @@ from tests.support.databases import postgres_database, sqlite_database
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "cli-test-secret-" + "k" * 32  # shared by the CLI and the in-process app: client secrets are keyed hashes
 ADMIN_PASSWORD = "bootstrap-admin-password"
+MISSING_ORG = "00000000-0000-7000-8000-000000000000"
+TABLES = {"organization", "app_user", "integration", "refresh_token"}
 _SCRIPT = Path(sys.executable).parent / "ipt"
 IPT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
 
@@ -73,28 +76,64 @@ def _bootstrap(database_url: str, email: str) -> subprocess.CompletedProcess[str
     return ipt(database_url, "bootstrap", "--org", "Clinic", "--admin-email", email, "--admin-password", ADMIN_PASSWORD)
 
 
-@dataclass(frozen=True)
-class CliDatabase:
-    """A database migrated by ``ipt db upgrade``, then bootstrapped by ``ipt bootstrap``."""
+@dataclass
+class CliRuns:
+    """What the ``ipt`` calls printed, and the schema seen between them, for one backend."""
 
     url: str
     admin_email: str
-    bootstrap: subprocess.CompletedProcess[str]
+    runs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
+    tables: dict[str, set[str]] = field(default_factory=dict)
+    organizations: dict[str, int] = field(default_factory=dict)
+
+
+def _clinic(runs: CliRuns) -> None:
+    """Upgrade, bootstrap, then the three calls that need the bootstrapped organization."""
+    runs.runs["upgrade"] = ipt(runs.url, "db", "upgrade")
+    runs.tables["after_upgrade"] = _tables(runs.url)
+    runs.runs["bootstrap"] = _bootstrap(runs.url, runs.admin_email)
+    org_id = json.loads(runs.runs["bootstrap"].stdout or "{}").get("organization_id", "none")
+    runs.organizations["after_bootstrap"] = _count_organizations(runs.url)
+    calls = {
+        "bootstrap_again": ("bootstrap", "--org", "Clinic", "--admin-email", runs.admin_email.upper(),
+                            "--admin-password", ADMIN_PASSWORD),
+        "integration": ("integration", "create", "--org", org_id, "--name", "EHR", "--scopes", "clinical:read clinical:write"),
+        "integration_unknown_org": ("integration", "create", "--org", MISSING_ORG, "--name", "EHR", "--scopes", "clinical:read"),
+    }
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = {name: pool.submit(ipt, runs.url, *args) for name, args in calls.items()}
+    runs.runs.update({name: future.result() for name, future in futures.items()})
+    runs.organizations["after_bootstrap_again"] = _count_organizations(runs.url)
+
+
+def _stairway(url: str, runs: CliRuns) -> None:
+    """Up, down to base, up again, on a database of its own."""
+    for step, args in (("stair_up", ("db", "upgrade")), ("stair_down", ("db", "downgrade", "base")),
+                       ("stair_up_again", ("db", "upgrade"))):
+        runs.runs[step] = ipt(url, *args)
+        runs.tables[step] = _tables(url)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def cli_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliDatabase]:
-    """One fresh database per backend; each CLI call costs a second of imports, so the tests share it."""
+def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliRuns]:
+    """Every ``ipt`` call of this module on fresh databases of one backend.
+
+    Each call spends over a second importing the app, so the independent ones run side by side
+    and the tests below assert on what they printed.
+    """
     if request.param == "postgres":
         require_postgres()
-        maker = postgres_database()
+        makers = (postgres_database(), postgres_database())
     else:
-        maker = sqlite_database(tmp_path_factory.mktemp("cli"))
-    with maker as url:
-        upgrade = ipt(url, "db", "upgrade")
-        assert upgrade.returncode == 0, upgrade.stderr
-        email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
-        yield CliDatabase(url, email, _bootstrap(url, email))
+        directory = tmp_path_factory.mktemp("cli")
+        makers = (sqlite_database(directory), sqlite_database(directory))
+    with makers[0] as clinic_url, makers[1] as stairway_url:
+        runs = CliRuns(clinic_url, f"admin-{uuid.uuid4().hex[:8]}@example.test")
+        with ThreadPoolExecutor(2) as pool:
+            done = [pool.submit(_clinic, runs), pool.submit(_stairway, stairway_url, runs)]
+        for future in done:
+            future.result()
+        yield runs
 
 
 async def _token(database_url: str, form: dict[str, str]) -> tuple[httpx.Response, dict | None]:
@@ -111,35 +150,34 @@ async def _token(database_url: str, form: dict[str, str]) -> tuple[httpx.Respons
         await application.state.engine.dispose()
 
 
-def test_db_upgrade_builds_the_schema(cli_database):
-    assert {"organization", "app_user", "integration", "refresh_token"} <= _tables(cli_database.url)
+def test_db_upgrade_builds_the_schema(cli):
+    assert cli.runs["upgrade"].returncode == 0, cli.runs["upgrade"].stderr
+    assert TABLES <= cli.tables["after_upgrade"]
 
 
-async def test_bootstrap_prints_organization_and_admin_ids_and_the_admin_can_log_in(cli_database):
-    result = cli_database.bootstrap
+async def test_bootstrap_prints_organization_and_admin_ids_and_the_admin_can_log_in(cli):
+    result = cli.runs["bootstrap"]
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert set(created) == {"organization_id", "admin_user_id"}
 
-    form = {"grant_type": "password", "username": cli_database.admin_email, "password": ADMIN_PASSWORD}
-    response, me = await _token(cli_database.url, form)
+    form = {"grant_type": "password", "username": cli.admin_email, "password": ADMIN_PASSWORD}
+    response, me = await _token(cli.url, form)
     assert response.status_code == 200, response.text
     assert me == {"type": "user", "id": created["admin_user_id"], "organization_id": created["organization_id"],
                   "roles": ["admin"], "scopes": ["audit:read", "org:admin", "webhooks:manage"]}
 
 
-def test_second_bootstrap_with_the_same_email_exits_1_with_one_line_and_creates_nothing(cli_database):
-    organizations = _count_organizations(cli_database.url)
-    again = _bootstrap(cli_database.url, cli_database.admin_email.upper())
+def test_second_bootstrap_with_the_same_email_exits_1_with_one_line_and_creates_nothing(cli):
+    again = cli.runs["bootstrap_again"]
     assert_one_line_error(again, "already exists")
     assert again.stdout == ""
-    assert _count_organizations(cli_database.url) == organizations  # no organization left without an admin
+    # No organization was left behind without an admin.
+    assert cli.organizations["after_bootstrap_again"] == cli.organizations["after_bootstrap"] == 1
 
 
-async def test_integration_create_prints_credentials_that_work_against_the_app(cli_database):
-    org_id = json.loads(cli_database.bootstrap.stdout)["organization_id"]
-    result = ipt(cli_database.url, "integration", "create", "--org", org_id, "--name", "EHR",
-                 "--scopes", "clinical:read clinical:write")
+async def test_integration_create_prints_credentials_that_work_against_the_app(cli):
+    result = cli.runs["integration"]
     assert result.returncode == 0, result.stderr
     credentials = json.loads(result.stdout)
     assert credentials["client_id"] and credentials["client_secret"]
@@ -147,28 +185,26 @@ async def test_integration_create_prints_credentials_that_work_against_the_app(c
 
     form = {"grant_type": "client_credentials", "client_id": credentials["client_id"],
             "client_secret": credentials["client_secret"]}
-    response, me = await _token(cli_database.url, form)
+    response, me = await _token(cli.url, form)
     assert response.status_code == 200, response.text
     assert response.json()["scope"] == "clinical:read clinical:write"
+    org_id = json.loads(cli.runs["bootstrap"].stdout)["organization_id"]
     assert me == {"type": "integration", "id": credentials["id"], "organization_id": org_id, "roles": [],
                   "scopes": ["clinical:read", "clinical:write"]}
 
 
-def test_integration_create_for_an_unknown_organization_exits_1_with_one_line(cli_database):
-    missing = str(uuid.uuid4())
-    result = ipt(cli_database.url, "integration", "create", "--org", missing, "--name", "EHR", "--scopes", "clinical:read")
-    assert_one_line_error(result, missing)
+def test_integration_create_for_an_unknown_organization_exits_1_with_one_line(cli):
+    result = cli.runs["integration_unknown_org"]
+    assert_one_line_error(result, MISSING_ORG)
     assert result.stdout == ""
 
 
-def test_db_downgrade_to_base_then_upgrade_rebuilds_the_schema(cli_database):
-    # Runs last on its database: the data goes with the downgrade.
-    down = ipt(cli_database.url, "db", "downgrade", "base")
-    assert down.returncode == 0, down.stderr
-    assert _tables(cli_database.url) == set()
-    up = ipt(cli_database.url, "db", "upgrade")
-    assert up.returncode == 0, up.stderr
-    assert {"organization", "app_user", "integration", "refresh_token"} <= _tables(cli_database.url)
+def test_db_downgrade_to_base_then_upgrade_rebuilds_the_schema(cli):
+    for step in ("stair_up", "stair_down", "stair_up_again"):
+        assert cli.runs[step].returncode == 0, (step, cli.runs[step].stderr)
+    assert TABLES <= cli.tables["stair_up"]
+    assert cli.tables["stair_down"] == set()
+    assert cli.tables["stair_up_again"] == cli.tables["stair_up"]
 
 
 def test_openapi_writes_the_contract_as_valid_json(tmp_path):

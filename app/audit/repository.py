@@ -18,11 +18,19 @@ PUBLIC = ("id", "at", "actor_type", "actor_id", "organization_id", "action", "re
           "patient_id", "request_id", "ip", "user_agent", "outcome", "details", "seq", "hash", "prev_hash")
 _public = columns(AuditEvent, PUBLIC)
 _insert = sa.insert(AuditEvent)
+# Only the columns the audit log needs, so this module does not import the courses domain.
+_course = sa.table("course", sa.column("id"), sa.column("organization_id"), sa.column("patient_id"))
 
 
 async def insert(db: AsyncConnection, event: dict[str, Any]) -> None:
     """Append one unsealed event."""
     await db.execute(_insert, event)
+
+
+async def patient_of_course(db: AsyncConnection, organization_id: str, course_id: str) -> str | None:
+    """The patient of one of the organization's courses (None for another organization's or no course)."""
+    query = sa.select(_course.c.patient_id).where(_course.c.id == course_id, _course.c.organization_id == organization_id)
+    return await db.scalar(query)
 
 
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:

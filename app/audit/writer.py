@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
+from starlette.responses import Response
 
 from app.audit import repository
 from app.audit.context import AuditNote
@@ -25,12 +27,34 @@ def _resource_type(template: str) -> str | None:
 
 
 def _id_or_none(value: object) -> str | None:
-    """An id as given by the caller, kept only if it could be one of ours (36 characters at most)."""
-    return str(value) if value and len(str(value)) <= 36 else None
+    """An id as given by the caller, kept only if it could be one of ours (36 printable characters at most)."""
+    return str(value) if value and len(str(value)) <= 36 and str(value).isprintable() else None
 
 
-def event_for(request: Request, note: AuditNote, status: int, template: str, action: str | None = None) -> dict[str, Any]:
-    """The audit row for a request that ended with ``status``."""
+def _note_response(note: AuditNote, response: Response, template: str) -> None:
+    """What a single-resource response names, for routes that noted nothing: its id and its patient."""
+    if not 200 <= response.status_code < 300 or "etag" not in response.headers:
+        return
+    try:
+        body = orjson.loads(response.body)
+    except (orjson.JSONDecodeError, TypeError):
+        return
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        return
+    if note.resource_id is None:
+        note.resource_id = body["id"]
+    if note.patient_id is None:
+        patient_id = body["id"] if template.startswith("/v1/patients") else body.get("patient_id")
+        note.patient_id = patient_id if isinstance(patient_id, str) else None
+
+
+def event_for(
+    request: Request, note: AuditNote, status: int, template: str, action: str | None = None,
+    response: Response | None = None,
+) -> dict[str, Any]:
+    """The audit row for a request that ended with ``status`` (and ``response``, when it has one)."""
+    if response is not None:
+        _note_response(note, response, template)
     principal = getattr(request.state, "principal", None)
     claims = getattr(request.state, "claims", None)
     actor = principal or claims
@@ -56,6 +80,9 @@ def event_for(request: Request, note: AuditNote, status: int, template: str, act
     }
 
 
-async def record(db: AsyncConnection, event: dict[str, Any]) -> None:
-    """Append the event in the caller's transaction."""
+async def record(db: AsyncConnection, event: dict[str, Any], course_id: str | None = None) -> None:
+    """Append the event in the caller's transaction; a course's patient is filled in when nothing named it."""
+    course_id = _id_or_none(course_id)
+    if event["patient_id"] is None and course_id and event["organization_id"]:
+        event["patient_id"] = await repository.patient_of_course(db, event["organization_id"], course_id)
     await repository.insert(db, event)

@@ -23,6 +23,7 @@ _DESCRIPTIONS = {
     503: "The database is unavailable; see Retry-After.",
 }
 AUTH = (401, 403, 422, 429, 503)
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -57,10 +58,13 @@ def install(app: FastAPI) -> None:
 def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
     # FastAPI files a response model under the route's media type (application/json); problems are
     # sent as application/problem+json, so move the schema there. Every authenticated operation can
-    # answer 401 and 422, so those are listed even where a route did not name them.
+    # answer 401 and 422, so those are listed even where a route did not name them; FastAPI's own
+    # 422 (HTTPValidationError as application/json) is not what the handlers send, so it is replaced.
     for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             responses = operation.get("responses", {})
+            if "422" in responses and _FASTAPI_422 in str(responses["422"]):
+                responses["422"] = _problem_response(422)
             if operation.get("security") and path.startswith("/v1/"):
                 for status in (401, 422):
                     responses.setdefault(str(status), _problem_response(status))
@@ -68,6 +72,10 @@ def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if "application/problem+json" in content and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
+    schemas = schema.get("components", {}).get("schemas", {})
+    if _FASTAPI_422 not in str(schema.get("paths")):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
     return schema
 
 

@@ -74,14 +74,15 @@ async def run(request: Request, handler: Handler, template: str) -> Response:
                 response = await handler(request)
                 if key is not None and 200 <= response.status_code < 300:
                     await idempotency.remember(db, caller, key, fingerprint, response)
-            await audit.record(db, audit.event_for(request, note, response.status_code, template))
+            event = audit.event_for(request, note, response.status_code, template, response=response)
+            await audit.record(db, event, request.path_params.get("course_id"))
         return response
     except Exception as exc:
         status = _status_of(exc)
         if status in audit.DENIED:
             # The refused attempt is recorded on its own: the request's transaction was rolled back.
             async with transaction(engine, write=True) as db:
-                await audit.record(db, audit.event_for(request, note, status, template))
+                await audit.record(db, audit.event_for(request, note, status, template), request.path_params.get("course_id"))
         raise
 
 

@@ -18,7 +18,8 @@ from app.formulations.models import Formulation, InventoryRelationship
 COURSE_COLUMNS = (
     "id", "organization_id", "patient_id", "therapist_id", "protocol", "planned_sessions", "extension_sessions",
     "phase", "started_on", "ended_on", "end_reason", "diagnosis", "sessions_attended", "attended_in_phase",
-    "latest_session_on", "risk_flag_open", "version", "created_at", "updated_at",
+    "latest_session_on", "risk_flag_open", "first_measure_on", "last_measure_on", "last_measure_session_number",
+    "first_attended_on", "version", "created_at", "updated_at",
 )
 TRANSITION_PUBLIC = ("id", "course_id", "from_phase", "to_phase", "reason", "note", "by_type", "by_id", "at")
 EXTENSION_PUBLIC = ("id", "course_id", "sessions", "reason", "by_type", "by_id", "created_at")

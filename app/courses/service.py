@@ -15,7 +15,8 @@ from app.identity import repository as identity
 from app.patients import repository as patients
 from app.webhooks import outbox
 
-HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on")
+HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_measure_on", "last_measure_on",
+          "last_measure_session_number", "first_attended_on")
 
 
 def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
@@ -41,13 +42,23 @@ def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: i
     )
 
 
+def measure_facts(course: dict[str, Any]) -> rules.MeasureFacts:
+    """The measure facts the advisories need, from the columns the measures service keeps on the course row."""
+    first_measure, first_attended = course["first_measure_on"], course["first_attended_on"]
+    return rules.MeasureFacts(
+        latest_measure_attended_number=course["last_measure_session_number"],
+        has_baseline=first_measure is not None and (first_attended is None or first_measure <= first_attended),
+        risk_flag_open=bool(course["risk_flag_open"]),
+    )
+
+
 def present(course: dict[str, Any], measures: rules.MeasureFacts | None = None) -> dict[str, Any]:
     """A course as the API shows it: contract arithmetic and advisories added, internals dropped."""
     snap = snapshot(course)
     out = {k: v for k, v in course.items() if k not in HIDDEN}
     out["session_limit"] = snap.limit
     out["sessions_remaining"] = snap.remaining
-    out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures)]
+    out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures or measure_facts(course))]
     return out
 
 

@@ -27,8 +27,7 @@ from app.measures.schemas import (
 )
 
 catalogue = APIRouter(prefix="/v1/instruments", tags=["instruments"], route_class=AuditedRoute)
-router = APIRouter(prefix="/v1/courses/{course_id}", tags=["measures"], route_class=AuditedRoute)
-router.include_router(catalogue)  # one router for app.main, like every other domain
+measures = APIRouter(prefix="/v1/courses/{course_id}", tags=["measures"], route_class=AuditedRoute)
 SVG = {200: {"description": "The chart as SVG.", "content": {"image/svg+xml": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -47,14 +46,14 @@ async def get_instrument(instrument_id: str, _: CurrentPrincipal) -> JSON:
         raise NotFound("No such instrument.") from None
 
 
-@router.post("/measures", status_code=201, response_model=MeasurePublic, responses=errors(*AUTH, 400, 404, 409))
+@measures.post("/measures", status_code=201, response_model=MeasurePublic, responses=errors(*AUTH, 400, 404, 409))
 async def create_measure(course_id: str, body: MeasureCreate, db: Db, principal: ClinicalWriter) -> JSON:
     """Record an administration; the service scores it, and a positive risk item flags the course (S6)."""
     measure = await service.record(db, principal, course_id, body.model_dump(exclude_unset=True))
     return resource(measure, status=201, headers={"Location": f"/v1/courses/{course_id}/measures/{measure['id']}"})
 
 
-@router.get("/measures", response_model=ListOf[MeasurePublic], responses=errors(*AUTH, 404))
+@measures.get("/measures", response_model=ListOf[MeasurePublic], responses=errors(*AUTH, 404))
 async def list_measures(
     course_id: str,
     db: Db,
@@ -66,35 +65,40 @@ async def list_measures(
     return JSON(await service.list_page(db, principal, course_id, page, instrument))
 
 
-@router.get("/measures/{measure_id}", response_model=MeasurePublic, responses=errors(*AUTH, 404))
+@measures.get("/measures/{measure_id}", response_model=MeasurePublic, responses=errors(*AUTH, 404))
 async def get_measure(course_id: str, measure_id: str, db: Db, principal: ClinicalReader) -> JSON:
     """Read one measure with its change from the baseline."""
     return resource(await service.get(db, principal, course_id, measure_id))
 
 
-@router.get("/outcomes", response_model=OutcomesPublic, responses=errors(*AUTH, 404))
+@measures.get("/outcomes", response_model=OutcomesPublic, responses=errors(*AUTH, 404))
 async def get_outcomes(course_id: str, db: Db, principal: ClinicalReader) -> JSON:
     """Baseline, latest, change, response, remission, reliable change and recovery per instrument."""
     return JSON(await service.outcomes(db, principal, course_id))
 
 
-@router.get("/outcomes/chart.svg", response_class=Response, responses={**SVG, **errors(*AUTH, 404)})
+@measures.get("/outcomes/chart.svg", response_class=Response, responses={**SVG, **errors(*AUTH, 404)})
 async def get_outcome_chart(course_id: str, instrument: InstrumentId, db: Db, principal: ClinicalReader) -> Response:
     """The instrument's trajectory over session numbers as SVG, severity bands shaded, risk flags circled."""
     svg = await service.chart_svg(db, principal, course_id, instrument)
     return Response(svg, media_type="image/svg+xml")
 
 
-@router.post("/risk-acknowledgements", status_code=201, response_model=RiskAcknowledgementPublic,
+@measures.post("/risk-acknowledgements", status_code=201, response_model=RiskAcknowledgementPublic,
              responses=errors(*AUTH, 400, 404, 409))
 async def create_risk_acknowledgement(course_id: str, body: RiskAcknowledgementCreate, db: Db, principal: ClinicalWriter) -> JSON:
     """Close a measure's open risk flag (the course's therapist or a supervisor); 409 when none is open."""
     return resource(await service.acknowledge(db, principal, course_id, body.model_dump()), status=201)
 
 
-@router.get("/risk-acknowledgements", response_model=ListOf[RiskAcknowledgementPublic], responses=errors(*AUTH, 404))
+@measures.get("/risk-acknowledgements", response_model=ListOf[RiskAcknowledgementPublic], responses=errors(*AUTH, 404))
 async def list_risk_acknowledgements(
     course_id: str, db: Db, principal: ClinicalReader, page: Annotated[Page, Depends(page_params("risk_acks"))]
 ) -> JSON:
     """The course's risk acknowledgements: which measure, who, when, and their note."""
     return JSON(await service.list_acknowledgements(db, principal, course_id, page))
+
+
+router = APIRouter()  # the one router app.main includes, like every other domain's
+router.include_router(catalogue)
+router.include_router(measures)

@@ -12,6 +12,7 @@ from app.core.ids import today
 from app.courses import repository as courses
 from app.courses import service as course_service
 from app.deps import Principal
+from app.measures import service as measures
 from app.sessions import repository
 from app.webhooks import outbox
 
@@ -27,6 +28,11 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
     changes: dict[str, Any] = {"latest_session_on": data["held_on"]}
     if number is not None:
         changes |= {"sessions_attended": number, "attended_in_phase": course["attended_in_phase"] + 1}
+        if number == 1:
+            changes["first_attended_on"] = data["held_on"]
+        if course["last_measure_on"] is not None and course["last_measure_on"] >= data["held_on"]:
+            # Measures dated on or after this session now count it on their session axis.
+            changes |= await measures.facts_after_sessions_changed(db, course_id)
     await courses.save(db, course_id, changes)
     await outbox.emit(db, principal.organization_id, "session.recorded", {
         "course_id": course_id, "patient_id": course["patient_id"], "session_id": session["id"],
@@ -57,4 +63,9 @@ async def delete(db: AsyncConnection, principal: Principal, course_id: str, sess
         changes["sessions_attended"] = course["sessions_attended"] - 1
         if session["phase"] == course["phase"]:
             changes["attended_in_phase"] = course["attended_in_phase"] - 1
+        if session["number"] == 1:
+            changes["first_attended_on"] = None
+        if course["first_measure_on"] is not None:
+            # Its measures were unlinked (ON DELETE SET NULL); the session axis loses this session.
+            changes |= await measures.facts_after_sessions_changed(db, course_id)
     await courses.save(db, course_id, changes)

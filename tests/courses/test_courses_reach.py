@@ -189,3 +189,25 @@ async def test_opening_a_course_with_another_organizations_patient_is_404_and_th
     local = await create_patient(client, world.supervisor)
     body = {"patient_id": local["id"], "protocol": "ipt", "therapist_id": other_world.clinician.id}
     refused(await client.post("/v1/courses", json=body, headers=world.supervisor.headers), 422, "validation_error")
+
+
+async def test_a_session_or_relationship_id_under_another_course_is_404(client, world):
+    ids = await _course_with_everything(client, world)
+    other = await open_course(client, world.clinician)
+    url = f"/v1/courses/{other['id']}"
+    session, relationship = ids["session"], ids["relationship"]
+    matching = {**world.clinician.headers, "If-Match": '"1"'}
+    for method, path, body in [
+        ("GET", f"{url}/sessions/{session['id']}", None),
+        ("PATCH", f"{url}/sessions/{session['id']}", {"note": "x"}),
+        ("DELETE", f"{url}/sessions/{session['id']}", None),
+        ("GET", f"{url}/inventory/{relationship['id']}", None),
+        ("PATCH", f"{url}/inventory/{relationship['id']}", {"ring": 2}),
+        ("DELETE", f"{url}/inventory/{relationship['id']}", None),
+    ]:
+        refused(await client.request(method, path, json=body, headers=matching), 404, "not_found")
+    assert await _snapshot(client, world.clinician, ids) == await _snapshot(client, world.supervisor, ids)
+    course = ids["course"]["id"]
+    assert (await client.get(f"/v1/courses/{course}/sessions/{session['id']}", headers=world.clinician.headers)).json() == session
+    assert (await client.get(f"/v1/courses/{course}/inventory/{relationship['id']}",
+                             headers=world.clinician.headers)).json() == relationship

@@ -171,7 +171,9 @@ async def test_course_etag_changes_with_every_change(client, world):
                                  headers=world.supervisor.headers)
     assert extended.status_code == 200 and extended.headers["ETag"] not in seen
     seen.append(extended.headers["ETag"])
-    assert (await current())["session_limit"] == 7
+    final = await client.get(drive.url, headers=actor.headers)
+    assert (final.headers["ETag"], final.json()["session_limit"]) == (seen[-1], 7)
+    assert len(seen) == len(set(seen)) == 7  # created, patched, attended, missed, deleted, moved, extended
 
 
 @pytest.mark.parametrize("route", ["transitions", "extensions"])
@@ -192,3 +194,23 @@ async def test_stale_if_match_on_a_course_post_is_412_and_changes_nothing(client
     assert fresh.status_code == 200, fresh.text
     assert fresh.json()["version"] == course["version"] + 1
     assert len((await client.get(url, headers=actor.headers)).json()["data"]) == 1
+
+
+async def test_course_patch_needs_the_current_etag_and_a_refused_one_changes_nothing(client, world):
+    actor = world.clinician
+    drive = CourseDriver(client, actor, await open_course(client, actor, "ipt"))
+    course = await drive.read()
+    change = {"diagnosis": "F33.1", "planned_sessions": 14}
+    missing = await client.patch(drive.url, json=change, headers=actor.headers)
+    assert (missing.status_code, missing.json()["code"]) == (428, "precondition_required")
+    for tag in (f'"{course["version"] + 1}"', f'W/"{course["version"]}"', '"x"'):
+        stale = await client.patch(drive.url, json=change, headers={**actor.headers, "If-Match": tag})
+        assert (stale.status_code, stale.json()["code"]) == (412, "precondition_failed"), tag
+    assert await drive.read() == course
+    for bad in ({"planned_sessions": None}, {"therapist_id": None}, {"phase": "middle"}, {"sessions_attended": 3}):
+        response = await client.patch(drive.url, json=bad, headers={**actor.headers, "If-Match": f'"{course["version"]}"'})
+        assert (response.status_code, response.json()["code"]) == (422, "validation_error"), bad
+    changed = await client.patch(drive.url, json=change, headers={**actor.headers, "If-Match": f'"{course["version"]}"'})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["diagnosis"], changed.json()["planned_sessions"], changed.json()["sessions_remaining"]) == (
+        "F33.1", 14, 14)

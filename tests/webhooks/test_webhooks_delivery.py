@@ -1,0 +1,181 @@
+"""Webhooks: subscriptions, signed deliveries a receiver verifies on its own, retries, and several workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from app.main import create_app
+from app.webhooks.models import WebhookDelivery
+from app.webhooks.worker import Worker
+from tests.conftest import test_settings
+from tests.support.clinic import CourseDriver, open_course
+from tests.support.live import live_server
+from tests.support.receiver import receiver
+from tests.support.world import make_world
+
+
+@pytest.fixture(scope="module")
+async def hook_app(database_url):
+    """An app that may deliver to loopback (IPT_WEBHOOK_ALLOW_PRIVATE=true), as these tests need."""
+    application = create_app(test_settings(database_url, webhook_allow_private=True))
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture
+async def hook_client(hook_app):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hook_app), base_url="http://t") as http:
+        yield http
+
+
+async def _subscribe(client, world, url, events=("course.created", "session.recorded", "course.phase_changed")):
+    response = await client.post("/v1/webhooks", json={"url": url, "events": list(events)}, headers=world.admin.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _drain(worker: Worker, until, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "deliveries did not arrive in time"
+        await worker.run_once()
+        await asyncio.sleep(0.05)
+
+
+async def test_delivery_is_signed_so_an_independent_receiver_verifies_it(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url)
+        inbox.secret = subscription["secret"]
+        assert inbox.secret.startswith("whsec_")
+        course = await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, allow_private=True)
+        await _drain(worker, lambda: len(inbox.received) >= 1)
+        await worker.http.aclose()
+    delivery = inbox.received[0]
+    assert delivery["signature_ok"]
+    body = delivery["body"]
+    assert body["type"] == "course.created" and body["id"] == delivery["id"]
+    assert body["data"]["course_id"] == course["id"]
+    assert set(body) == {"id", "type", "created_at", "data"}
+    assert "display_name" not in str(body) and "Test Patient" not in str(body)
+    read = await hook_client.get(f"/v1/webhooks/{subscription['id']}", headers=world.admin.headers)
+    assert "secret" not in read.json()
+
+
+async def test_receiver_failing_twice_gets_the_event_on_the_third_attempt(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver(failures=2) as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        inbox.secret = subscription["secret"]
+        await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, allow_private=True, base_delay=0.05)
+        await _drain(worker, lambda: len(inbox.received) >= 1)
+        await worker.http.aclose()
+    assert inbox.attempts == 3
+    assert inbox.valid()[0]["body"]["type"] == "course.created"
+    log = (await hook_client.get(f"/v1/webhooks/{subscription['id']}/deliveries", headers=world.admin.headers)).json()
+    [entry] = log["data"]
+    assert (entry["status"], entry["attempts"], entry["last_status_code"]) == ("delivered", 3, 204)
+
+
+async def test_backoff_grows_exponentially_up_to_a_cap():
+    from app.webhooks.worker import MAX_DELAY_SECONDS, backoff
+
+    delays = [backoff(n, 5) for n in range(1, 12)]
+    assert delays[:4] == [5, 10, 20, 40]
+    assert max(delays) == MAX_DELAY_SECONDS
+
+
+async def test_manual_retry_redelivers_a_failed_delivery(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        inbox.secret = subscription["secret"]
+        await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, allow_private=True)
+        await _drain(worker, lambda: len(inbox.received) >= 1)
+        deliveries = f"/v1/webhooks/{subscription['id']}/deliveries"
+        [entry] = (await hook_client.get(deliveries, headers=world.admin.headers)).json()["data"]
+        retried = await hook_client.post(f"{deliveries}/{entry['id']}/retry", headers=world.admin.headers)
+        assert retried.status_code == 202 and retried.json()["status"] == "pending"
+        await _drain(worker, lambda: len(inbox.received) >= 2)
+        await worker.http.aclose()
+    assert inbox.received[0]["id"] == inbox.received[1]["id"]  # the same event id, so receivers can dedupe
+
+
+async def test_private_and_loopback_urls_are_refused_by_default(app, client, world):
+    for url in ("http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://169.254.169.254/latest", "http://[::1]/x",
+                "ftp://example.org/x", "http://user:pw@example.org/x"):
+        response = await client.post("/v1/webhooks", json={"url": url, "events": ["course.created"]}, headers=world.admin.headers)
+        assert response.status_code == 422, (url, response.text)
+
+
+async def test_webhooks_need_the_manage_scope_and_stay_in_their_organization(hook_app, hook_client):
+    world, other = await make_world(hook_app), await make_world(hook_app)
+    subscription = await _subscribe(hook_client, world, "http://127.0.0.1:9/x")
+    forbidden = await hook_client.get("/v1/webhooks", headers=world.clinician.headers)
+    assert forbidden.status_code == 403
+    for method, path in (("GET", ""), ("GET", "/deliveries"), ("DELETE", "")):
+        response = await hook_client.request(method, f"/v1/webhooks/{subscription['id']}{path}",
+                                             headers=other.admin.headers | {"If-Match": '"1"'})
+        assert response.status_code == 404
+
+
+async def test_events_are_written_in_the_same_transaction_as_the_change(hook_app, hook_client):
+    """A refused session writes no event; an accepted one writes exactly one."""
+    from app.webhooks.models import OutboxEvent
+
+    world = await make_world(hook_app)
+    drive = CourseDriver(hook_client, world.clinician, await open_course(hook_client, world.clinician, "ipc", planned_sessions=3))
+    await drive.move("middle", expect=409)
+    await drive.session()
+
+    async def count(event_type):
+        async with hook_app.state.engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.organization_id == world.org_id, OutboxEvent.type == event_type)
+            return await conn.scalar(query)
+
+    assert await count("session.recorded") == 1
+    assert await count("course.phase_changed") == 0
+
+
+async def test_two_server_processes_deliver_each_event_exactly_once(postgres_url):
+    """Several API processes on one PostgreSQL (SQLite is the single-process embedded default)."""
+    hook_app = create_app(test_settings(postgres_url, webhook_allow_private=True))
+    transport = httpx.ASGITransport(app=hook_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as hook_client:
+        await _deliver_through_two_servers(hook_app, hook_client, postgres_url)
+    await hook_app.state.engine.dispose()
+
+
+async def _deliver_through_two_servers(hook_app, hook_client, database_url):
+    world = await make_world(hook_app)
+    events = 30
+    with receiver() as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url, events=["session.recorded"])
+        inbox.secret = subscription["secret"]
+        key = hook_app.state.settings.secret_key
+        env = {"IPT_WEBHOOK_ALLOW_PRIVATE": "true"}
+        with live_server(database_url, key, **env), live_server(database_url, key, **env):
+            drive = CourseDriver(hook_client, world.clinician, await open_course(hook_client, world.clinician, "ipt"))
+            for _ in range(events // 2):
+                await drive.session(attendance="missed")
+                await drive.session(attendance="cancelled")
+            deadline = time.monotonic() + 30
+            while len(inbox.received) < events and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)  # time for a duplicate to show up, if there were one
+    ids = [r["id"] for r in inbox.received]
+    assert len(ids) == events and len(set(ids)) == events
+    assert all(r["signature_ok"] for r in inbox.received)
+    async with hook_app.state.engine.connect() as conn:
+        statuses = (await conn.execute(sa.select(WebhookDelivery.status, WebhookDelivery.attempts).where(
+            WebhookDelivery.subscription_id == subscription["id"]))).all()
+    assert len(statuses) == events and all(s == ("delivered", 1) for s in statuses)
