@@ -42,7 +42,7 @@ def ipt(database_url: str, *args: str, cwd: Path | None = None) -> subprocess.Co
         IPT_PASSWORD_HASH_TIME_COST="1",
         PYTHONPATH=str(ROOT),
     )
-    return subprocess.run([*IPT, *args], env=env, cwd=cwd or ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*IPT, *args], check=False, env=env, cwd=cwd or ROOT, capture_output=True, text=True, timeout=60)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -75,7 +75,8 @@ def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
     schemas = schema.get("components", {}).get("schemas", {})
     if _FASTAPI_422 not in str(schema.get("paths")):
         schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
+        if "#/components/schemas/ValidationError" not in str(schema):
+            schemas.pop("ValidationError", None)
     return schema
 
 

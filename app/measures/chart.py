@@ -12,8 +12,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from app.instruments import Instrument
 
-WIDTH, HEIGHT = 680, 360
-LEFT, RIGHT, TOP, BOTTOM = 56, 190, 44, 52  # the right margin holds the band labels
+WIDTH, HEIGHT = 640, 360
+LEFT, RIGHT, TOP, BOTTOM = 56, 150, 44, 52  # the right margin holds the band labels
 # Light fills from "good" to "bad"; an instrument's bands are spread over them in order.
 PALETTE = ("#e3f2e1", "#f3f6d8", "#fff4cf", "#ffe2c4", "#fbd0cb")
 LINE, POINT, RISK = "#1f4e79", "#1f4e79", "#c62828"
@@ -30,7 +30,7 @@ class ChartPoint:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _attrs(**attrs: object) -> str:
@@ -69,7 +69,8 @@ def _bands(inst: Instrument, frame: _Frame) -> list[str]:
         top, bottom = frame.y(high), frame.y(low)
         out.append(_el("rect", class_=f"band band-{band.code}", x=LEFT, y=f"{top:.1f}", width=frame.width,
                        height=f"{bottom - top:.1f}", fill=shade))
-        out.append(_el("text", f"{band.label} ({_fmt(band.low)}-{_fmt(band.high)})", class_="band-label",
+        name = band.code.replace("_", " ").capitalize()
+        out.append(_el("text", f"{name} ({_fmt(band.low)}-{_fmt(band.high)})", class_="band-label",
                        x=LEFT + frame.width + 8, y=f"{(top + bottom) / 2 + 4:.1f}", font_size=11, fill="#444"))
     out.append("</g>")
     return out
@@ -81,18 +82,27 @@ def _axes(inst: Instrument, frame: _Frame) -> list[str]:
            _el("line", x1=LEFT, y1=TOP, x2=LEFT, y2=base),
            _el("line", x1=LEFT, y1=base, x2=LEFT + frame.width, y2=base)]
     step = max(1, -(-frame.last // 16))  # at most about 16 session ticks
-    for session in range(0, frame.last + 1, step):
+    sessions = list(range(0, frame.last + 1, step))
+    if sessions[-1] != frame.last:  # always label the last session, dropping a neighbour too close to it
+        if frame.last - sessions[-1] < step / 2 + 0.5:
+            sessions.pop()
+        sessions.append(frame.last)
+    for session in sessions:
         x = frame.x(session)
         out.append(_el("line", x1=f"{x:.1f}", y1=base, x2=f"{x:.1f}", y2=base + 4))
         out.append(_el("text", str(session), x=f"{x:.1f}", y=base + 17, text_anchor="middle", stroke="none"))
-    ticks = sorted({frame.low, frame.high, *(float(b.low) for b in inst.bands)})
+    if inst.scoring == "mean":  # band edges such as 5.01 make poor labels: whole points of the scale
+        ticks = [float(t) for t in range(int(frame.low), int(frame.high) + 1)]
+    else:
+        ticks = sorted({frame.low, frame.high, *(float(b.low) for b in inst.bands)})
     for total in ticks:
         y = frame.y(total)
         out.append(_el("line", x1=LEFT - 4, y1=f"{y:.1f}", x2=LEFT, y2=f"{y:.1f}"))
         out.append(_el("text", _fmt(total), x=LEFT - 7, y=f"{y + 4:.1f}", text_anchor="end", stroke="none"))
     out.append(_el("text", "Session number (0 = before session 1)", class_="axis-label",
                    x=LEFT + frame.width / 2, y=HEIGHT - 12, text_anchor="middle", stroke="none"))
-    out.append(_el("text", "Total score", class_="axis-label", x=14, y=TOP + frame.height / 2,
+    score = "Mean score" if inst.scoring == "mean" else "Total score"
+    out.append(_el("text", score, class_="axis-label", x=14, y=TOP + frame.height / 2,
                    text_anchor="middle", stroke="none", transform=f"rotate(-90 14 {TOP + frame.height / 2:.1f})"))
     out.append("</g>")
     return out
@@ -124,8 +134,8 @@ def render(inst: Instrument, points: Sequence[ChartPoint], session_limit: int) -
     last = max([session_limit, *(p.session_number for p in points)])
     frame = _Frame(inst, last)
     flagged = sum(p.risk for p in points)
-    title = f"{inst.name} ({inst.id}) total by session"
-    desc = (f"{len(points)} administration(s) over sessions 0-{frame.last}; {flagged} with a positive risk item, "
+    title = f"{inst.id.upper()} score by session"
+    desc = (f"{inst.name}: {len(points)} administration(s) over sessions 0-{frame.last}; {flagged} with a positive risk item, "
             f"circled in red (dashed once acknowledged). "
             f"{'Higher' if inst.higher_is_better else 'Lower'} scores are better.")
     parts = [

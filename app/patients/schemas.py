@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.core.ids import today
 from app.core.schemas import StrictInput, StrictPatch
 
 Sex = Literal["female", "male", "other", "unknown"]
 
 
 def _not_future(value: date | None) -> date | None:
-    if value is not None and (value > date.today() or value.year < 1890):
+    if value is not None and (value > today() or value.year < 1890):
         raise ValueError("birth_date must be a past date after 1890")
     return value
 

@@ -195,3 +195,12 @@ async def test_no_audit_event_holds_a_clinical_value_or_a_token(app, client, wor
     assert marker not in dump
     assert token not in dump and minted not in dump
     assert "Jane" not in dump and "Talked about" not in dump
+
+
+async def test_refusal_naming_an_id_with_a_nul_character_is_still_a_denied_event(app, client, world):
+    """PostgreSQL cannot store NUL in text: the caller's odd id must not cost the refusal its audit event."""
+    response = await client.get("/v1/courses/a%00b/sessions", headers={**world.researcher.headers, "User-Agent": AGENT})
+    assert response.status_code == 403, response.text
+    event = await _event_of(app, response)
+    assert (event["action"], event["outcome"], event["actor_id"]) == ("denied", 403, world.researcher.id)
+    assert event["resource_id"] is None

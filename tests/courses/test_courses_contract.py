@@ -58,7 +58,8 @@ async def test_planned_sessions_accepted_at_the_protocol_range_and_refused_one_o
 
     url = f"/v1/courses/{course['id']}"
     for planned in (low - 1, high + 1):
-        response = await client.patch(url, json={"planned_sessions": planned}, headers=if_match(actor, course["version"]))
+        response = await client.patch(url, json={"planned_sessions": planned},
+                                      headers=if_match(actor, course["version"]))
         refused(response, 422, "planned_sessions_out_of_range", "S1", min=low, max=high)
     changed = await client.patch(url, json={"planned_sessions": low}, headers=if_match(actor, course["version"]))
     assert changed.status_code == 200, changed.text
@@ -81,10 +82,12 @@ async def test_planned_sessions_cannot_drop_below_sessions_attended(client, worl
         await drive.session()
     course = await drive.read()
     assert course["sessions_attended"] == 5
-    at_attended = await client.patch(drive.url, json={"planned_sessions": 5}, headers=if_match(world.clinician, course["version"]))
+    at_attended = await client.patch(drive.url, json={"planned_sessions": 5},
+                                     headers=if_match(world.clinician, course["version"]))
     assert at_attended.status_code == 200, at_attended.text
     assert at_attended.json()["sessions_remaining"] == 0
-    below = await client.patch(drive.url, json={"planned_sessions": 4}, headers=if_match(world.clinician, at_attended.json()["version"]))
+    below = await client.patch(drive.url, json={"planned_sessions": 4},
+                               headers=if_match(world.clinician, at_attended.json()["version"]))
     refused(below, 422, "planned_sessions_out_of_range", "S2", attended=5)
     assert (await drive.read())["planned_sessions"] == 5
 
@@ -122,7 +125,8 @@ async def test_initial_phase_holds_initial_max_sessions_and_the_next_is_an_overr
 @pytest.mark.parametrize("protocol", sorted(TABLE))
 async def test_middle_phase_runs_to_limit_minus_termination_min_and_the_next_needs_termination(client, world, protocol):
     low, _, _, termination_min, _ = TABLE[protocol]
-    drive = CourseDriver(client, world.clinician, await open_course(client, world.clinician, protocol, planned_sessions=low))
+    course = await open_course(client, world.clinician, protocol, planned_sessions=low)
+    drive = CourseDriver(client, world.clinician, course)
     await drive.session()
     await drive.prepare_middle()
     await drive.move("middle")
@@ -161,7 +165,8 @@ async def test_second_open_course_for_a_patient_is_refused_until_the_first_is_cl
     first = await open_course(client, world.clinician, "ipc")
     body = {"patient_id": first["patient_id"], "protocol": "ipt"}
     for actor in (world.clinician, world.supervisor, world.ehr):
-        response = await client.post("/v1/courses", json={**body, "therapist_id": world.clinician.id}, headers=actor.headers)
+        response = await client.post("/v1/courses", json={**body, "therapist_id": world.clinician.id},
+                                     headers=actor.headers)
         refused(response, 409, "active_course_exists", "S8")
     drive = CourseDriver(client, world.clinician, first)
     await drive.move("discontinued", reason="referred_on")
@@ -184,7 +189,8 @@ async def test_extensions_grow_the_contract_up_to_extension_max_by_supervisor_or
     refused(await _post_session(drive), 409, "session_limit_reached", "S3", limit=3)
 
     url = f"{drive.url}/extensions"
-    by_clinician = await client.post(url, json={"sessions": 1, "reason": "renegotiated"}, headers=world.clinician.headers)
+    by_clinician = await client.post(url, json={"sessions": 1, "reason": "renegotiated"},
+                                     headers=world.clinician.headers)
     refused(by_clinician, 403, "forbidden", "S9")
     too_many = await client.post(url, json={"sessions": 3, "reason": "renegotiated"}, headers=world.supervisor.headers)
     refused(too_many, 409, "extension_limit_reached", "S9", limit=2, current=0, requested=3)

@@ -26,7 +26,8 @@ def area(code: str, focal: bool = True, primary: bool = False, **details) -> dic
 
 
 def formulation(*areas: dict, status: str = "draft") -> dict:
-    return {"diagnosis": "F32.1", "summary": "Low mood since the dispute.", "status": status, "problem_areas": list(areas)}
+    return {"diagnosis": "F32.1", "summary": "Low mood since the dispute.", "status": status,
+            "problem_areas": list(areas)}
 
 
 async def test_formulation_put_creates_then_replaces_only_with_the_current_etag(client, world):
@@ -169,6 +170,7 @@ async def test_timeline_events_are_recorded_and_listed_in_order(client, world):
         assert response.status_code == 201, response.text
         assert {k: response.json()[k] for k in event} == event
         made.append(response.json())
-    refused(await client.post(url, json={**events[0], "mood_change": "meh"}, headers=actor.headers), 422, "validation_error")
+    bad_mood = await client.post(url, json={**events[0], "mood_change": "meh"}, headers=actor.headers)
+    refused(bad_mood, 422, "validation_error")
     listed = (await client.get(url, headers=actor.headers)).json()["data"]
     assert listed == made

@@ -115,7 +115,8 @@ async def test_middle_phase_needs_the_interpersonal_inventory(client, world):
     actor = world.clinician
     drive = CourseDriver(client, actor, await open_course(client, actor, "ipt"))
     await drive.session()
-    assert (await client.put(f"{drive.url}/formulation", json=AGREED_FORMULATION, headers=actor.headers)).status_code == 201
+    written = await client.put(f"{drive.url}/formulation", json=AGREED_FORMULATION, headers=actor.headers)
+    assert written.status_code == 201, written.text
     refused(await _transition(drive, "middle"), 409, "inventory_required", "P3", inventory_count=0)
     relationship = {"label": "Friend (K)", "relationship": "friend", "ring": 3}
     assert (await client.post(f"{drive.url}/inventory", json=relationship, headers=actor.headers)).status_code == 201
@@ -202,7 +203,8 @@ async def test_a_closed_course_refuses_every_change(client, world, phase):
         ("POST", f"{url}/inventory", {"label": "Sister", "relationship": "sibling", "ring": 2}, actor.headers),
         ("PATCH", f"{url}/inventory/{relationship['id']}", {"ring": 2}, matching(relationship)),
         ("DELETE", f"{url}/inventory/{relationship['id']}", None, matching(relationship)),
-        ("POST", f"{url}/timeline", {"occurred_on": day, "event": "moved house", "mood_change": "worse"}, actor.headers),
+        ("POST", f"{url}/timeline", {"occurred_on": day, "event": "moved house", "mood_change": "worse"},
+         actor.headers),
         ("PATCH", url, {"diagnosis": "F33.1"}, matching(course)),
         ("PATCH", url, {"planned_sessions": 4}, matching(course)),
         ("POST", f"{url}/extensions", {"sessions": 1, "reason": "more"}, world.supervisor.headers),

@@ -56,7 +56,8 @@ def _routes(ids: dict) -> list[tuple[str, str, dict | None]]:
 
 async def _snapshot(client, actor, ids: dict) -> list:
     """Everything readable under the course, to prove that refused calls changed nothing."""
-    return [(await client.get(path, headers=actor.headers)).json() for method, path, _ in _routes(ids) if method == "GET"]
+    paths = [path for method, path, _ in _routes(ids) if method == "GET"]
+    return [(await client.get(path, headers=actor.headers)).json() for path in paths]
 
 
 async def _course_ids(client, actor, **params) -> list[str]:
@@ -109,7 +110,8 @@ async def test_researcher_and_admin_are_forbidden_from_courses(client, world, ro
     actor = getattr(world, role)
     patient = await create_patient(client, world.clinician)
     attempts = [("GET", "/v1/courses", None),
-                ("POST", "/v1/courses", {"patient_id": patient["id"], "protocol": "ipt", "therapist_id": world.clinician.id})]
+                ("POST", "/v1/courses",
+                 {"patient_id": patient["id"], "protocol": "ipt", "therapist_id": world.clinician.id})]
     for method, path, body in attempts + _routes(ids):
         headers = {**actor.headers, "If-Match": '"1"'} if method in ("PATCH", "PUT", "DELETE") else actor.headers
         refused(await client.request(method, path, json=body, headers=headers), 403, "forbidden")
@@ -176,7 +178,8 @@ async def test_supervisor_hands_a_course_over_and_reach_follows_the_therapist(cl
     assert moved.json()["therapist_id"] == world.clinician2.id
     refused(await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers), 404, "not_found")
     assert (await client.get(f"/v1/courses/{course['id']}", headers=world.clinician2.headers)).status_code == 200
-    assert (await client.get(f"/v1/patients/{course['patient_id']}", headers=world.clinician2.headers)).status_code == 200
+    patient = await client.get(f"/v1/patients/{course['patient_id']}", headers=world.clinician2.headers)
+    assert patient.status_code == 200
 
 
 async def test_opening_a_course_with_another_organizations_patient_is_404_and_therapist_422(client, world, other_world):
@@ -208,6 +211,7 @@ async def test_a_session_or_relationship_id_under_another_course_is_404(client, 
         refused(await client.request(method, path, json=body, headers=matching), 404, "not_found")
     assert await _snapshot(client, world.clinician, ids) == await _snapshot(client, world.supervisor, ids)
     course = ids["course"]["id"]
-    assert (await client.get(f"/v1/courses/{course}/sessions/{session['id']}", headers=world.clinician.headers)).json() == session
+    assert (await client.get(f"/v1/courses/{course}/sessions/{session['id']}",
+                             headers=world.clinician.headers)).json() == session
     assert (await client.get(f"/v1/courses/{course}/inventory/{relationship['id']}",
                              headers=world.clinician.headers)).json() == relationship

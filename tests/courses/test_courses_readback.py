@@ -9,7 +9,8 @@ import pytest
 from tests.support.clinic import CourseDriver, open_course
 from tests.support.world import create_patient
 
-# domain.md's protocol table: (planned min, planned max, default, initial at most, termination at least, extension at most)
+# domain.md's protocol table:
+# (planned min, planned max, default, initial at most, termination at least, extension at most)
 DOMAIN_TABLE = {
     "ipt": (12, 16, 16, 4, 2, 4),
     "ipt-a": (12, 16, 12, 4, 2, 4),
@@ -68,7 +69,8 @@ async def test_course_list_filters_by_patient_therapist_phase_protocol_and_openn
         response = await client.get("/v1/courses", params=params, headers=world.supervisor.headers)
         assert response.status_code == 200, (params, response.text)
         assert [c["id"] for c in response.json()["data"]] == [c["id"] for c in expected], params
-    mine = await client.get("/v1/courses", params={"therapist_id": world.clinician2.id}, headers=world.clinician.headers)
+    mine = await client.get("/v1/courses", params={"therapist_id": world.clinician2.id},
+                            headers=world.clinician.headers)
     assert mine.json()["data"] == []
     for bad in ({"phase": "ending"}, {"protocol": "cbt"}, {"open": "maybe"}):
         response = await client.get("/v1/courses", params=bad, headers=world.supervisor.headers)
@@ -80,8 +82,8 @@ async def test_course_list_filters_by_patient_therapist_phase_protocol_and_openn
 async def test_termination_due_appears_at_termination_min_plus_two_sessions_left_and_not_before(
     client, world, protocol, planned
 ):
-    drive = CourseDriver(client, world.clinician,
-                         await open_course(client, world.clinician, protocol, planned_sessions=planned, started_days_ago=30))
+    course = await open_course(client, world.clinician, protocol, planned_sessions=planned, started_days_ago=30)
+    drive = CourseDriver(client, world.clinician, course)
     _, _, _, _, termination_min, _ = DOMAIN_TABLE[protocol]
     first_due = planned - termination_min - 2  # attended at which limit - attended == termination_min + 2
     await drive.session()
@@ -106,7 +108,8 @@ async def test_termination_due_appears_at_termination_min_plus_two_sessions_left
 @pytest.mark.parametrize("protocol", ["ipc", "ipt-b", "ipt"])
 async def test_initial_phase_long_appears_once_initial_max_sessions_are_held(client, world, protocol):
     initial_max = DOMAIN_TABLE[protocol][3]
-    drive = CourseDriver(client, world.clinician, await open_course(client, world.clinician, protocol, started_days_ago=30))
+    course = await open_course(client, world.clinician, protocol, started_days_ago=30)
+    drive = CourseDriver(client, world.clinician, course)
     for _ in range(initial_max - 1):
         await drive.session()
     await drive.session("missed")
@@ -129,8 +132,8 @@ async def test_course_overrunning_after_limit_times_one_and_a_half_weeks(client,
     listed = (await client.get("/v1/courses", headers=world.clinician.headers)).json()["data"]
     assert ("course_overrunning" in codes(listed[0])) is overrunning
     if overrunning:
-        extended = await client.post(f"/v1/courses/{course['id']}/extensions", json={"sessions": 1, "reason": "slow start"},
-                                     headers=world.supervisor.headers)
+        extended = await client.post(f"/v1/courses/{course['id']}/extensions",
+                                     json={"sessions": 1, "reason": "slow start"}, headers=world.supervisor.headers)
         assert "course_overrunning" not in codes(extended.json())  # 4 sessions: 6 weeks
         closed = await CourseDriver(client, world.clinician, extended.json()).move("discontinued", reason="other")
         assert closed["advisories"] == []
@@ -207,10 +210,11 @@ async def test_course_patch_needs_the_current_etag_and_a_refused_one_changes_not
         stale = await client.patch(drive.url, json=change, headers={**actor.headers, "If-Match": tag})
         assert (stale.status_code, stale.json()["code"]) == (412, "precondition_failed"), tag
     assert await drive.read() == course
+    matching = {**actor.headers, "If-Match": f'"{course["version"]}"'}
     for bad in ({"planned_sessions": None}, {"therapist_id": None}, {"phase": "middle"}, {"sessions_attended": 3}):
-        response = await client.patch(drive.url, json=bad, headers={**actor.headers, "If-Match": f'"{course["version"]}"'})
+        response = await client.patch(drive.url, json=bad, headers=matching)
         assert (response.status_code, response.json()["code"]) == (422, "validation_error"), bad
-    changed = await client.patch(drive.url, json=change, headers={**actor.headers, "If-Match": f'"{course["version"]}"'})
+    changed = await client.patch(drive.url, json=change, headers=matching)
     assert changed.status_code == 200, changed.text
     assert (changed.json()["diagnosis"], changed.json()["planned_sessions"], changed.json()["sessions_remaining"]) == (
         "F33.1", 14, 14)

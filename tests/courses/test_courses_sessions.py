@@ -131,4 +131,5 @@ async def test_session_patch_changes_note_and_modality_with_if_match(client, wor
     assert (body["held_on"], body["attendance"], body["number"]) == (session["held_on"], "attended", 1)
     assert body["version"] == session["version"] + 1
     assert changed.headers["ETag"] == f'"{body["version"]}"'
-    refused(await client.patch(url, json={"note": "again"}, headers=matching(actor, session)), 412, "precondition_failed")
+    again = await client.patch(url, json={"note": "again"}, headers=matching(actor, session))
+    refused(again, 412, "precondition_failed")

@@ -77,7 +77,7 @@ async def test_jwks_publishes_the_key_that_verifies_the_apps_tokens(database_url
 
 async def test_rs256_app_refuses_an_hs256_token_signed_with_its_public_key(database_url, tmp_path, world):
     # The classic algorithm-confusion forgery: the public key is public, so it must never work as an HMAC secret.
-    async with _asymmetric_app(database_url, tmp_path, "RS256") as (application, http, public_file):
+    async with _asymmetric_app(database_url, tmp_path, "RS256") as (_, http, public_file):
         valid = (await http.post(
             "/v1/auth/token", data={"grant_type": "password", "username": world.admin.email, "password": PASSWORD}
         )).json()["access_token"]
