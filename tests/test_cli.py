@@ -87,10 +87,12 @@ class CliRuns:
     organizations: dict[str, int] = field(default_factory=dict)
 
 
-def _clinic(runs: CliRuns) -> None:
-    """Upgrade, bootstrap, then the three calls that need the bootstrapped organization."""
-    runs.runs["upgrade"] = ipt(runs.url, "db", "upgrade")
-    runs.tables["after_upgrade"] = _tables(runs.url)
+def _run_everything(runs: CliRuns) -> None:
+    """Up, down to base, up again; then bootstrap, and the calls that need its organization side by side."""
+    for step, args in (("upgrade", ("db", "upgrade")), ("downgrade", ("db", "downgrade", "base")),
+                       ("upgrade_again", ("db", "upgrade"))):
+        runs.runs[step] = ipt(runs.url, *args)
+        runs.tables[step] = _tables(runs.url)
     runs.runs["bootstrap"] = _bootstrap(runs.url, runs.admin_email)
     org_id = json.loads(runs.runs["bootstrap"].stdout or "{}").get("organization_id", "none")
     runs.organizations["after_bootstrap"] = _count_organizations(runs.url)
@@ -106,33 +108,21 @@ def _clinic(runs: CliRuns) -> None:
     runs.organizations["after_bootstrap_again"] = _count_organizations(runs.url)
 
 
-def _stairway(url: str, runs: CliRuns) -> None:
-    """Up, down to base, up again, on a database of its own."""
-    for step, args in (("stair_up", ("db", "upgrade")), ("stair_down", ("db", "downgrade", "base")),
-                       ("stair_up_again", ("db", "upgrade"))):
-        runs.runs[step] = ipt(url, *args)
-        runs.tables[step] = _tables(url)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliRuns]:
-    """Every ``ipt`` call of this module on fresh databases of one backend.
+    """Every ``ipt`` call of this module, on one fresh database of one backend.
 
-    Each call spends over a second importing the app, so the independent ones run side by side
-    and the tests below assert on what they printed.
+    Each call spends over a second importing the app, so the module makes each call once, runs the
+    independent ones side by side, and the tests below assert on what they printed and left behind.
     """
     if request.param == "postgres":
         require_postgres()
-        makers = (postgres_database(), postgres_database())
+        maker = postgres_database()
     else:
-        directory = tmp_path_factory.mktemp("cli")
-        makers = (sqlite_database(directory), sqlite_database(directory))
-    with makers[0] as clinic_url, makers[1] as stairway_url:
-        runs = CliRuns(clinic_url, f"admin-{uuid.uuid4().hex[:8]}@example.test")
-        with ThreadPoolExecutor(2) as pool:
-            done = [pool.submit(_clinic, runs), pool.submit(_stairway, stairway_url, runs)]
-        for future in done:
-            future.result()
+        maker = sqlite_database(tmp_path_factory.mktemp("cli"))
+    with maker as url:
+        runs = CliRuns(url, f"admin-{uuid.uuid4().hex[:8]}@example.test")
+        _run_everything(runs)
         yield runs
 
 
@@ -152,7 +142,7 @@ async def _token(database_url: str, form: dict[str, str]) -> tuple[httpx.Respons
 
 def test_db_upgrade_builds_the_schema(cli):
     assert cli.runs["upgrade"].returncode == 0, cli.runs["upgrade"].stderr
-    assert TABLES <= cli.tables["after_upgrade"]
+    assert TABLES <= cli.tables["upgrade"]
 
 
 async def test_bootstrap_prints_organization_and_admin_ids_and_the_admin_can_log_in(cli):
@@ -200,11 +190,10 @@ def test_integration_create_for_an_unknown_organization_exits_1_with_one_line(cl
 
 
 def test_db_downgrade_to_base_then_upgrade_rebuilds_the_schema(cli):
-    for step in ("stair_up", "stair_down", "stair_up_again"):
+    for step in ("upgrade", "downgrade", "upgrade_again"):
         assert cli.runs[step].returncode == 0, (step, cli.runs[step].stderr)
-    assert TABLES <= cli.tables["stair_up"]
-    assert cli.tables["stair_down"] == set()
-    assert cli.tables["stair_up_again"] == cli.tables["stair_up"]
+    assert cli.tables["downgrade"] == set()
+    assert cli.tables["upgrade_again"] == cli.tables["upgrade"]
 
 
 def test_openapi_writes_the_contract_as_valid_json(tmp_path):

@@ -139,8 +139,8 @@ def render(inst: Instrument, points: Sequence[ChartPoint], session_limit: int) -
             f"circled in red (dashed once acknowledged). "
             f"{'Higher' if inst.higher_is_better else 'Lower'} scores are better.")
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" {_attrs(width=WIDTH, height=HEIGHT, viewBox=f"0 0 {WIDTH} {HEIGHT}")}'
-        ' role="img" aria-labelledby="chart-title chart-desc" font-family="sans-serif">',
+        "<svg " + _attrs(xmlns="http://www.w3.org/2000/svg", width=WIDTH, height=HEIGHT, viewBox=f"0 0 {WIDTH} {HEIGHT}",
+                         role="img", aria_labelledby="chart-title chart-desc", font_family="sans-serif") + ">",
         _el("title", title, id="chart-title"),
         _el("desc", desc, id="chart-desc"),
         _el("text", title, class_="title", x=LEFT, y=26, font_size=15, font_weight="bold", fill="#222"),

@@ -92,6 +92,7 @@ async def test_audit_events_need_audit_read(client, world):
 
 
 async def test_audit_events_cannot_be_changed_through_the_api(client, world):
+    assert (await client.get("/v1/patients", headers=world.clinician.headers)).status_code == 200
     events = (await client.get("/v1/audit-events?limit=1", headers=world.admin.headers)).json()["data"]
     assert events
     event_id = events[0]["id"]

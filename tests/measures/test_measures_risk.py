@@ -1,5 +1,7 @@
 """Risk flags: raised by a positive risk item, announced at once, closed only by a clinician's acknowledgement."""
 
+import asyncio
+
 import sqlalchemy as sa
 
 from app.webhooks.models import OutboxEvent
@@ -121,3 +123,17 @@ async def test_outbox_announces_each_measure_and_each_risk_flag_in_the_same_tran
                               "total": 21, "severity": "severe", "session_number": 0}),
         ("risk.flagged", {**common, "measure_id": risky["id"], "instrument": "phq-9", "risk_items": [9]}),
     ]
+
+
+async def test_racing_acknowledgements_of_one_flag_have_one_winner(client, world):
+    course = await open_course(client, world.clinician)
+    measure = await record(client, world.clinician, course, "phq-9", phq9(12, item9=1))
+    url = f"/v1/courses/{course['id']}/risk-acknowledgements"
+    body = {"measure_id": measure["id"], "note": "Reviewed."}
+    responses = await asyncio.gather(*(
+        client.post(url, json=body, headers=actor.headers)
+        for actor in [world.clinician, world.supervisor] * 5
+    ))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 9
+    listed = (await client.get(url, headers=world.clinician.headers)).json()["data"]
+    assert len(listed) == 1

@@ -1,0 +1,199 @@
+"""Tamper evidence: sealed events form one hash chain per organization, `ipt audit verify` names the first
+break, and on PostgreSQL a trigger refuses any change to an event besides its one-time sealing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from app.audit import repository as audit_repository
+from app.background import seal_audit_log
+from app.core.db import transaction
+from app.core.ids import new_id, utcnow
+from tests.support.world import make_world
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = 5
+
+
+def _start_verify(database_url: str, org: str) -> subprocess.Popen:
+    """The real CLI in its own process, on the test database."""
+    env = {**os.environ, "IPT_DATABASE_URL": database_url, "IPT_ENV": "test"}
+    command = [sys.executable, "-m", "app.cli", "audit", "verify", "--org", org]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _verify_all(database_url: str, orgs: dict[str, str]) -> dict[str, tuple[int, str, str]]:
+    """Run the CLI for each named organization at once: {name: (exit code, stdout, stderr)}."""
+    running = {name: _start_verify(database_url, org) for name, org in orgs.items()}
+    results = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=120)
+        results[name] = (process.returncode, out, err)
+    return results
+
+
+async def _org_with_events(app, client, count: int = EVENTS) -> str:
+    """A fresh organization with ``count`` audit events."""
+    world = await make_world(app)
+    for _ in range(count):
+        assert (await client.get("/v1/patients", headers=world.clinician.headers)).status_code == 200
+    return world.org_id
+
+
+async def _chain(app, org: str) -> list[dict]:
+    async with app.state.engine.connect() as db:
+        query = sa.text("SELECT id, seq, hash, prev_hash FROM audit_event WHERE organization_id = :o ORDER BY seq")
+        return [dict(r) for r in (await db.execute(query, {"o": org})).mappings().all()]
+
+
+async def _tamper(app, statements: list[tuple[str, dict]]) -> None:
+    """Change events behind the app's back; on PostgreSQL past the append-only trigger (superuser only)."""
+    async with transaction(app.state.engine, write=True) as db:
+        if db.dialect.name == "postgresql":
+            await db.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        for sql, params in statements:
+            await db.execute(sa.text(sql), params)
+
+
+async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app, client, database_url):
+    names = ("intact", "altered", "deleted_middle", "deleted_last", "swapped")
+    orgs = {name: await _org_with_events(app, client) for name in names}
+    assert await seal_audit_log(app.state.engine) >= 0
+    chains = {name: await _chain(app, org) for name, org in orgs.items()}
+    for name, chain in chains.items():
+        assert [e["seq"] for e in chain] == list(range(1, EVENTS + 1)), name
+        assert chain[0]["prev_hash"] == "0" * 64 and all(e["hash"] for e in chain)
+
+    update = "UPDATE audit_event SET {} WHERE id = :id"
+    delete = "DELETE FROM audit_event WHERE id = :id"
+    set_seq = "UPDATE audit_event SET seq = :seq WHERE id = :id"
+    c = chains
+    await _tamper(app, [(update.format("action = 'update'"), {"id": c["altered"][1]["id"]}),
+                        (update.format("ip = '10.9.8.7'"), {"id": c["altered"][3]["id"]})])
+    await _tamper(app, [(delete, {"id": c["deleted_middle"][2]["id"]})])
+    await _tamper(app, [(delete, {"id": c["deleted_last"][-1]["id"]})])
+    b, d = c["swapped"][1], c["swapped"][2]
+    await _tamper(app, [(set_seq, {"seq": 1000, "id": b["id"]}), (set_seq, {"seq": 2, "id": d["id"]}),
+                        (set_seq, {"seq": 3, "id": b["id"]})])
+
+    import time; t0 = time.monotonic()
+    results = _verify_all(database_url, orgs)
+    print("CLI", time.monotonic() - t0)
+
+    code, out, err = results["intact"]
+    assert code == 0, err
+    assert "intact" in out and orgs["intact"] in out
+
+    for name in names[1:]:
+        code, out, err = results[name]
+        assert code == 1, (name, out, err)
+        assert "intact" not in out, name
+        assert orgs[name] in err, (name, err)
+    err = results["altered"][2]
+    assert "altered" in err and c["altered"][1]["id"] in err and "seq 2" in err
+    assert c["altered"][3]["id"] not in err  # the first break, not a later one
+    err = results["deleted_middle"][2]
+    assert "missing" in err and "expected seq 3" in err
+    err = results["deleted_last"][2]
+    assert "missing" in err and f"seq {EVENTS}" in err
+    err = results["swapped"][2]
+    assert "reordered" in err and d["id"] in err
+
+
+@pytest.mark.parametrize("column, value", [("ip", "10.9.8.7"), ("user_agent", "x"), ("actor_id", None),
+                                           ("patient_id", "p"), ("outcome", 200), ("at", "2020-01-01 00:00:00")])
+async def test_a_change_to_any_hashed_column_breaks_the_chain(app, client, column, value):
+    org = await _org_with_events(app, client, 3)
+    await seal_audit_log(app.state.engine)
+    target = (await _chain(app, org))[1]
+    if column == "outcome":
+        value = 500
+    await _tamper(app, [(f"UPDATE audit_event SET {column} = :v WHERE id = :id", {"v": value, "id": target["id"]})])
+    async with transaction(app.state.engine, write=False) as db:
+        problems = await audit_repository.verify(db, org)
+    assert len(problems) == 1 and problems[0][0] == org
+    assert problems[0][1].startswith("altered") and target["id"] in problems[0][1]
+
+
+async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, client, database_url):
+    orgs = [await make_world(app) for _ in range(3)]
+    for round_number in range(3):
+        for world in orgs:
+            for _ in range(2):
+                assert (await client.get("/v1/patients", headers=world.clinician.headers)).status_code == 200
+        if round_number == 1:
+            # Small batches: each organization's chain continues from its head across several seals.
+            for world in orgs:
+                async with transaction(app.state.engine, write=True) as db:
+                    assert await audit_repository.seal(db, world.org_id, batch=1) in (0, 1)
+        await seal_audit_log(app.state.engine)
+    for world in orgs:
+        chain = await _chain(app, world.org_id)
+        assert [e["seq"] for e in chain] == list(range(1, 7))
+        assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(chain, chain[1:]))
+        async with transaction(app.state.engine, write=False) as db:
+            assert await audit_repository.verify(db, world.org_id) == []
+    results = _verify_all(database_url, {orgs[1].org_id: orgs[1].org_id})
+    for org, (code, out, err) in results.items():
+        assert code == 0, err
+        assert f"intact for organization {org}" in out
+
+
+def _postgres_only(database_url: str) -> None:
+    if not database_url.startswith("postgres"):
+        pytest.skip("the append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone)")
+
+
+async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(app, client, database_url):
+    _postgres_only(database_url)
+    org = await _org_with_events(app, client, 2)
+    await seal_audit_log(app.state.engine)
+    sealed = (await _chain(app, org))[0]["id"]
+    for sql in ("UPDATE audit_event SET action = 'read', ip = '1.2.3.4' WHERE id = :id",
+                "DELETE FROM audit_event WHERE id = :id",
+                "UPDATE audit_event SET seq = NULL, hash = NULL, prev_hash = NULL WHERE id = :id",
+                "TRUNCATE audit_event"):
+        async with app.state.engine.connect() as db:
+            tx = await db.begin()
+            try:  # rolled back whatever happens, so a broken trigger cannot cost the session its log
+                with pytest.raises(DBAPIError, match="append-only"):
+                    await db.execute(sa.text(sql), {"id": sealed})
+            finally:
+                await tx.rollback()
+    assert [e["id"] for e in await _chain(app, org)][0] == sealed
+
+
+async def test_postgres_trigger_lets_sealing_fill_an_unsealed_event_and_nothing_more(app, database_url):
+    _postgres_only(database_url)
+    org = str(uuid.uuid4())
+
+    def event() -> dict:
+        return {"id": new_id(), "organization_id": org, "at": utcnow(), "actor_type": "user", "actor_id": None,
+                "action": "read", "resource_type": "patient", "resource_id": None, "patient_id": None,
+                "request_id": "r", "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {}}
+
+    # One transaction, so no other sealer (a live server's background loop) sees the unsealed rows.
+    first, second = event(), event()
+    async with transaction(app.state.engine, write=True) as db:
+        for row in (first, second):
+            await audit_repository.insert(db, row)
+        changed = "UPDATE audit_event SET ip = '9.9.9.9', seq = 99, hash = :h, prev_hash = :h WHERE id = :id"
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with db.begin_nested():
+                await db.execute(sa.text(changed), {"h": "f" * 64, "id": first["id"]})
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with db.begin_nested():
+                await db.execute(sa.text("UPDATE audit_event SET ip = '9.9.9.9' WHERE id = :id"), {"id": first["id"]})
+        assert await audit_repository.seal(db, org) == 2
+    chain = await _chain(app, org)
+    assert [(e["id"], e["seq"]) for e in chain] == [(first["id"], 1), (second["id"], 2)]
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, org) == []
