@@ -393,7 +393,7 @@ def table(results: dict[str, dict]) -> str:
         "| server | requests/s | p50 | p99 | server CPU / request | PostgreSQL CPU / request | requests | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, r in (("API (`ipt serve`: FastAPI + auth + SQLAlchemy)", api), ("floor (raw ASGI + psycopg pool)", floor)):
+    for label, r in (("API (`ipt serve`, the whole request path)", api), ("floor (raw ASGI + psycopg pool, one SELECT)", floor)):
         lines.append(
             f"| {label} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r.get('server_cpu_ms'))} "
             f"| {ms(r.get('postgres_cpu_ms'))} | {r['requests']:,} | {r['errors']} |"

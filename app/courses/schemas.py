@@ -22,7 +22,7 @@ class CourseCreate(StrictInput):
     patient_id: str = Field(max_length=36)
     therapist_id: str | None = Field(default=None, max_length=36, description="A clinician; defaults to the calling clinician.")
     protocol: ProtocolId
-    planned_sessions: int | None = Field(default=None, ge=1, le=100)
+    planned_sessions: int | None = Field(default=None, description="Default: the protocol's; its range is checked by rule S1.")
     started_on: date | None = None
     diagnosis: str | None = Field(default=None, max_length=500)
 
@@ -31,7 +31,7 @@ class CourseUpdate(StrictPatch):
     """Changes to a course's contract, therapist or diagnosis."""
 
     not_null = ("planned_sessions", "therapist_id")
-    planned_sessions: int | None = Field(default=None, ge=1, le=100)
+    planned_sessions: int | None = None
     therapist_id: str | None = Field(default=None, max_length=36)
     diagnosis: str | None = Field(default=None, max_length=500)
 
@@ -70,7 +70,7 @@ class CoursePublic(BaseModel):
 class TransitionCreate(StrictInput):
     """A phase change; discontinuing needs a reason."""
 
-    to: Literal["middle", "termination", "completed", "discontinued"]
+    to: Phase
     reason: Literal["patient_withdrew", "lost_to_follow_up", "referred_on", "clinical_deterioration", "moved_away", "other"] | None = None
     note: str | None = Field(default=None, max_length=2000)
 

@@ -84,7 +84,7 @@ async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]
         raise Unprocessable("therapist_id is required.", errors=[{"loc": ["therapist_id"], "message": "required"}])
     await _require_therapist(db, principal, therapist_id)
     protocol = rules.get_protocol(data["protocol"])
-    planned = data.get("planned_sessions") or protocol.default_planned
+    planned = protocol.default_planned if data.get("planned_sessions") is None else data["planned_sessions"]
     rules.check_planned_sessions(protocol.id, planned)
     rules.check_new_course(await repository.patient_has_open_course(db, data["patient_id"]))
     values = {

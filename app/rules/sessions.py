@@ -185,15 +185,23 @@ def check_extension(course: CourseSnapshot, sessions: int, by_supervisor: bool) 
         )
 
 
-def check_session_deletable(is_latest: bool) -> None:
-    """S7: only the latest session may be deleted, so numbering stays gap-free and in date order.
+def check_session_deletable(is_latest: bool, held_in_current_phase: bool = True) -> None:
+    """S7: only the latest session, and only one held in the current phase, may be deleted.
 
-    Refused as rule "S7", code `session_out_of_order`. The caller checks S6 (check_course_open)
-    first: sessions of a closed course are not deleted either.
+    Deleting an earlier session would leave a gap in the numbering; deleting the last session of
+    a phase the course has already left would undo, after the fact, the session that allowed the
+    course to leave it (P4-P6). Refused as rule "S7", code `session_out_of_order`. The caller
+    checks S6 (check_course_open) first: sessions of a closed course are not deleted either.
     """
     if not is_latest:
         raise RuleViolation(
             "S7",
             "session_out_of_order",
             "Only the most recent session can be deleted.",
+        )
+    if not held_in_current_phase:
+        raise RuleViolation(
+            "S7",
+            "session_out_of_order",
+            "A session held in an earlier phase cannot be deleted once the course has moved on.",
         )

@@ -54,7 +54,7 @@ async def delete(db: AsyncConnection, principal: Principal, course_id: str, sess
     course = await course_service.get_open_for_change(db, principal, course_id)
     session = await repository.get(db, course_id, session_id)
     latest = await repository.latest_two(db, course_id)
-    rules.check_session_deletable(latest[0]["id"] == session_id)
+    rules.check_session_deletable(latest[0]["id"] == session_id, session["phase"] == course["phase"])
     if session["version"] != version:
         raise PreconditionFailed("The session changed since you read it; read it again and retry.")
     await repository.delete(db, session_id)

@@ -70,9 +70,9 @@ async def test_phase_moves_not_drawn_are_invalid_phase_transition(client, world,
     assert (after["phase"], after["version"]) == (phase, before["version"])
 
 
-async def test_going_back_to_initial_is_not_a_transition_a_client_can_ask_for(client, world):
+async def test_going_back_to_initial_is_refused_by_p1(client, world):
     drive = await _in_phase(client, world.clinician, "middle")
-    refused(await _transition(drive, "initial"), 422, "validation_error")
+    refused(await _transition(drive, "initial"), 409, "invalid_phase_transition", "P1")
     assert (await drive.read())["phase"] == "middle"
 
 

@@ -80,3 +80,23 @@ async def test_recording_and_deleting_sessions_keeps_the_session_axis_current(cl
     unlinked = (await client.get(f"{url}/{linked['id']}", headers=world.clinician.headers)).json()
     assert (unlinked["session_id"], unlinked["session_number"]) == (None, 0)
     assert "no_baseline_measure" not in await course_codes(client, world.clinician, course)
+
+
+async def test_course_json_hides_the_measure_bookkeeping_columns(client, world):
+    course = await open_course(client, world.clinician)
+    await record(client, world.clinician, course, "phq-9", phq9(12))
+    read = (await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers)).json()
+    hidden = {"first_measure_on", "last_measure_on", "last_measure_session_number", "first_attended_on"}
+    assert hidden.isdisjoint(read) and hidden.isdisjoint(course)
+
+
+async def test_measure_writes_and_reads_are_audited_against_the_patient(client, world):
+    course = await open_course(client, world.clinician)
+    measure = await record(client, world.ehr, course, "phq-9", phq9(12, item9=1))
+    await client.get(f"/v1/courses/{course['id']}/measures/{measure['id']}", headers=world.clinician.headers)
+    await client.get(f"/v1/courses/{course['id']}/outcomes", headers=world.clinician.headers)
+    response = await client.get(f"/v1/audit-events?patient_id={course['patient_id']}&limit=200", headers=world.admin.headers)
+    assert response.status_code == 200, response.text
+    seen = {(e["action"], e["resource_type"], e["resource_id"], e["actor_id"]) for e in response.json()["data"]}
+    assert {("create", "measure", measure["id"], world.ehr.id), ("read", "measure", measure["id"], world.clinician.id),
+            ("read", "outcome", course["id"], world.clinician.id)} <= seen

@@ -261,3 +261,12 @@ def test_formulation_outside_ipt_focus_limits_is_refused(areas, code):
 def test_formulation_on_a_closed_course_is_refused_as_closed():
     error = refused(check_formulation, course(phase="completed"), (area("loneliness"),))
     assert (error.rule, error.code) == ("S6", "course_closed")
+
+
+def test_session_held_in_an_earlier_phase_cannot_be_deleted():
+    from app.rules import RuleViolation, check_session_deletable
+
+    check_session_deletable(True, True)
+    with pytest.raises(RuleViolation) as refused:
+        check_session_deletable(True, False)
+    assert (refused.value.rule, refused.value.code) == ("S7", "session_out_of_order")
