@@ -113,13 +113,29 @@ def write_openapi(path: Path) -> Path:
     return path
 
 
+def _log_config(level: str) -> dict[str, Any]:
+    """Uvicorn's logging plus the app's own loggers (``ipt.*``: the JSON access log, errors) on stdout.
+
+    Given to uvicorn rather than set up here, so that every worker process configures it too.
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["ipt"] = {"format": "%(message)s"}
+    config["handlers"]["ipt"] = {"class": "logging.StreamHandler", "formatter": "ipt", "stream": "ext://sys.stdout"}
+    config["loggers"]["ipt"] = {"handlers": ["ipt"], "level": level.upper(), "propagate": False}
+    return config
+
+
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the API with uvicorn (uvloop and httptools when installed)."""
     import uvicorn
 
-    get_settings()  # refuse to start on bad settings before forking workers
+    settings = get_settings()  # refuse to start on bad settings before forking workers
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=False, proxy_headers=False, server_header=False)
+                access_log=False, proxy_headers=False, server_header=False, log_config=_log_config(settings.log_level))
 
 
 async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:

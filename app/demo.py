@@ -77,7 +77,7 @@ async def seed_clinical(db: Any, org_id: str, users: dict[str, dict]) -> None:
 # Each plan: protocol, weeks since the start, and the steps taken one week apart
 # ("s" = an attended session, "x" = a missed one, a phase name = a transition).
 COURSE_PLANS = [
-    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt", "weeks_ago": 8, "area": "role_dispute",
+    {"therapist": "clinician@demo.ipt.example", "protocol": "ipt", "weeks_ago": 8, "area": "role_dispute", "risk": True,
      "steps": ["s", "s", "middle", "s", "x", "s", "s", "s"]},
     {"therapist": "clinician@demo.ipt.example", "protocol": "ipt-b", "weeks_ago": 1, "area": None, "steps": ["s"]},
     {"therapist": "clinician@demo.ipt.example", "protocol": "ipt-a", "weeks_ago": 13, "area": "role_transition",
@@ -115,12 +115,35 @@ async def _run_course(db: Any, actor: Principal, patient_id: str, therapist_id: 
             "diagnosis": "F32.1", "summary": "Fictional formulation for the demo.", "status": "agreed",
             "agreed_on": started + timedelta(weeks=1), "problem_areas": [area]}, None)
         await formulations.add_relationship(db, actor, course["id"], {"label": "Partner (demo)", "relationship": "partner", "ring": 1})
+    attended = 0
     for week, step in enumerate(plan["steps"]):
         if step in ("s", "x"):
             attendance = "attended" if step == "s" else "missed"
-            await sessions.record(db, actor, course["id"], {
-                "held_on": min(started + timedelta(weeks=week), today()), "attendance": attendance,
+            held_on = min(started + timedelta(weeks=week), today())
+            session = await sessions.record(db, actor, course["id"], {
+                "held_on": held_on, "attendance": attendance,
                 "modality": "in_person", "duration_minutes": 50, "problem_areas_addressed": [], "note": None})
+            if attendance == "attended" and course["protocol"] != "ipt-m":
+                attended += 1
+                await _measures(db, actor, course["id"], session["id"], held_on, attended, risk=plan.get("risk", False))
         else:
             reason = "lost_to_follow_up" if step == "discontinued" else None
             await courses.transition(db, actor, course["id"], {"to": step, "reason": reason}, None)
+
+
+def _items(total: int, count: int, top: int) -> list[int]:
+    """Item responses adding up to ``total``, spread evenly (fictional data)."""
+    items = [min(top, total // count + (1 if i < total % count else 0)) for i in range(count)]
+    return items
+
+
+async def _measures(db: Any, actor: Principal, course_id: str, session_id: str, on: Any, nth: int, risk: bool) -> None:
+    """A PHQ-9 and a GAD-7 at each attended session, improving week by week."""
+    from app.measures import service as measures
+
+    phq = _items(max(19 - 2 * (nth - 1), 3), 9, 3)
+    phq[8] = 1 if risk and nth == 1 else 0  # item 9: thoughts of self-harm, flagged once for the demo
+    gad = _items(max(13 - 2 * (nth - 1), 2), 7, 3)
+    for instrument, items in (("phq-9", phq), ("gad-7", gad)):
+        await measures.record(db, actor, course_id, {"instrument": instrument, "administered_on": on, "items": items,
+                                                     "total": None, "session_id": session_id})

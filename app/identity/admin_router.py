@@ -68,7 +68,11 @@ async def get_user(user_id: str, db: Db, admin: OrgAdmin) -> JSON:
 async def update_user(user_id: str, body: UserUpdate, request: Request, db: Db, admin: OrgAdmin) -> JSON:
     """Change a user's email, name, roles or active flag; needs If-Match."""
     version = required_version(request)
-    return resource(await repository.update_user(db, admin.organization_id, user_id, version, body.changes()))
+    changes = body.changes()
+    user = await repository.update_user(db, admin.organization_id, user_id, version, changes)
+    if changes.get("active") is False:
+        await repository.revoke_user_tokens(db, user_id)
+    return resource(user)
 
 
 @router.put("/users/{user_id}/password", status_code=204, responses=errors(*AUTH, 400, 404, 412, 428))
@@ -77,6 +81,7 @@ async def set_user_password(user_id: str, body: PasswordChange, request: Request
     version = required_version(request)
     password_hash = await run_in_threadpool(request.app.state.secrets.hash_password, body.password)
     row = await repository.update_user(db, admin.organization_id, user_id, version, {"password_hash": password_hash})
+    await repository.revoke_user_tokens(db, user_id)  # a new password ends every session of the old one
     return Response(status_code=204, headers={"ETag": f'"{row["version"]}"'})
 
 

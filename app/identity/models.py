@@ -60,6 +60,7 @@ class RefreshToken(SQLModel, table=True):
     family_id: str = Field(max_length=36, index=True)
     user_id: str = Field(foreign_key="app_user.id", max_length=36, index=True)
     token_hash: str = Field(max_length=128)
+    scope: str = Field(default="", max_length=200)  # granted at log-in; a refresh never widens it
     expires_at: datetime = timestamp_field(nullable=False)
     used_at: datetime | None = timestamp_field()
     revoked_at: datetime | None = timestamp_field()

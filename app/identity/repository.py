@@ -142,14 +142,25 @@ async def revoke_integration(db: AsyncConnection, org_id: str, integration_id: s
 
 # refresh tokens ------------------------------------------------------------------
 async def store_refresh_token(
-    db: AsyncConnection, token_id: str, family_id: str, user_id: str, token_hash: str, expires_at: datetime
+    db: AsyncConnection, token_id: str, family_id: str, user_id: str, token_hash: str, scope: str, expires_at: datetime
 ) -> None:
-    """Remember a refresh token by its hash."""
+    """Remember a refresh token by its hash, with the scope granted at log-in."""
     await db.execute(
         sa.insert(RefreshToken).values(
-            id=token_id, family_id=family_id, user_id=user_id, token_hash=token_hash, expires_at=expires_at, created_at=utcnow()
+            id=token_id, family_id=family_id, user_id=user_id, token_hash=token_hash, scope=scope,
+            expires_at=expires_at, created_at=utcnow(),
         )
     )
+
+
+async def revoke_user_tokens(db: AsyncConnection, user_id: str) -> None:
+    """Revoke every live refresh token of a user (password changed, account deactivated)."""
+    stmt = (
+        sa.update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await db.execute(stmt)
 
 
 async def get_refresh_token(db: AsyncConnection, token_id: str) -> Any:

@@ -40,14 +40,16 @@ def _narrow(granted: frozenset[str], requested: str | None) -> list[str]:
 
 
 async def _user_tokens(
-    db: AsyncConnection, secrets: Secrets, user: Any, scope: str | None, family_id: str | None = None
+    db: AsyncConnection, secrets: Secrets, user: Any, scope: str | None, family_id: str | None = None,
+    granted: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    scopes = _narrow(scopes_for_roles(user.roles), scope)
+    allowed = scopes_for_roles(user.roles) if granted is None else granted & scopes_for_roles(user.roles)
+    scopes = _narrow(allowed, scope)
     access, expires_in = secrets.issue_access_token(sub=user.id, kind="user", org=user.organization_id, scopes=scopes)
     token_id, secret = new_id(), secrets.new_secret()
     expires_at = utcnow() + timedelta(days=secrets.settings.refresh_token_days)
     await repository.store_refresh_token(
-        db, token_id, family_id or new_id(), user.id, secrets.hash_secret(secret), expires_at
+        db, token_id, family_id or new_id(), user.id, secrets.hash_secret(secret), " ".join(scopes), expires_at
     )
     return {
         "access_token": access,
@@ -90,7 +92,8 @@ async def refresh_grant(
     user = await repository.active_user(db, row.user_id)
     if user is None:
         raise GrantError("invalid_grant", "The account is inactive.")
-    body = await _user_tokens(db, secrets, user, scope, family_id=row.family_id)
+    # RFC 6749, 6: a refresh grants at most the scope of the log-in, and still no more than the roles allow.
+    body = await _user_tokens(db, secrets, user, scope, family_id=row.family_id, granted=frozenset(row.scope.split()) or None)
     return body, ("user", user.id, user.organization_id)
 
 

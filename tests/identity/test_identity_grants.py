@@ -146,10 +146,6 @@ async def test_refresh_cannot_widen_scope_beyond_the_roles(client, world):
     assert response.json()["error"] == "invalid_scope"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refresh re-derives scopes from the roles: the refresh_token row keeps no granted scope (needs a migration)",
-)
 async def test_refresh_without_scope_keeps_the_scope_of_a_narrowed_login(client, world):
     # RFC 6749, 6: an omitted scope on refresh means the scope originally granted, never more.
     login = (await _password_login(client, world.clinician.email, scope="clinical:read")).json()
