@@ -112,3 +112,19 @@ def postgres_url() -> Iterator[str]:
     with postgres_database() as url:
         migrate(url)
         yield url
+
+
+@pytest.fixture(scope="session")
+async def pg_app(postgres_url: str) -> AsyncIterator[FastAPI]:
+    """An app on the PostgreSQL-only database, for tests of PostgreSQL-only behaviour."""
+    application = create_app(test_settings(postgres_url))
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of ``pg_app``."""
+    transport = httpx.ASGITransport(app=pg_app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, cl
     for world in orgs:
         chain = await _chain(app, world.org_id)
         assert [e["seq"] for e in chain] == list(range(1, 7))
-        assert all(later["prev_hash"] == earlier["hash"] for earlier, later in zip(chain, chain[1:]))
+        assert all(later["prev_hash"] == earlier["hash"] for earlier, later in pairwise(chain))
         async with transaction(app.state.engine, write=False) as db:
             assert await audit_repository.verify(db, world.org_id) == []
     results = _verify_all(database_url, {orgs[1].org_id: orgs[1].org_id})
@@ -145,16 +146,14 @@ async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, cl
         assert f"intact for organization {org}" in out
 
 
-def _postgres_only(database_url: str) -> None:
-    if not database_url.startswith("postgres"):
-        pytest.skip("the append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone)")
-
-
-async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(app, client, database_url):
-    _postgres_only(database_url)
+# The append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone),
+# so these two run once, on a PostgreSQL database of their own.
+async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(pg_app, pg_client):
+    app, client = pg_app, pg_client
     org = await _org_with_events(app, client, 2)
     await seal_audit_log(app.state.engine)
-    sealed = (await _chain(app, org))[0]["id"]
+    before = await _chain(app, org)
+    sealed = before[0]["id"]
     for sql in ("UPDATE audit_event SET action = 'read', ip = '1.2.3.4' WHERE id = :id",
                 "DELETE FROM audit_event WHERE id = :id",
                 "UPDATE audit_event SET seq = NULL, hash = NULL, prev_hash = NULL WHERE id = :id",
@@ -166,11 +165,11 @@ async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(app
                     await db.execute(sa.text(sql), {"id": sealed})
             finally:
                 await tx.rollback()
-    assert [e["id"] for e in await _chain(app, org)][0] == sealed
+    assert await _chain(app, org) == before
 
 
-async def test_postgres_trigger_lets_sealing_fill_an_unsealed_event_and_nothing_more(app, database_url):
-    _postgres_only(database_url)
+async def test_postgres_trigger_lets_sealing_fill_an_unsealed_event_and_nothing_more(pg_app):
+    app = pg_app
     org = str(uuid.uuid4())
 
     def event() -> dict:

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.clinic import open_course
+from tests.support.world import make_world
 
 
 def _key() -> str:
@@ -215,10 +216,10 @@ async def test_concurrent_requests_with_one_key_create_one_row(app, client, worl
         assert await _patients_named(app, name) == 1
 
 
-async def test_expiry_holds_whatever_time_zone_the_database_session_uses(app, client, world, database_url):
+async def test_expiry_holds_whatever_time_zone_the_database_session_uses(pg_app, pg_client, postgres_url):
     """PostgreSQL hands timestamps back in the session's time zone; a key that expired an hour ago has expired."""
-    if not database_url.startswith("postgres"):
-        pytest.skip("only PostgreSQL sessions have a time zone of their own")
+    app, client, database_url = pg_app, pg_client, postgres_url
+    world = await make_world(app)
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.main import create_app

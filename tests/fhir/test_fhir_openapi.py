@@ -1,0 +1,30 @@
+"""The FHIR operations are documented like the /v1 ones (bearer, errors), with OperationOutcome as their error
+body: tests/test_openapi.py checks /v1 operations for problem+json, which the FHIR view does not send."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.main import create_app
+
+OUTCOME = "#/components/schemas/FhirOperationOutcome"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return json.loads(json.dumps(create_app().openapi(), sort_keys=True))
+
+
+def test_every_fhir_operation_needs_the_bearer_token_and_documents_its_outcomes(document):
+    operations = [(path, op) for path, item in document["paths"].items() if path.startswith("/fhir/") for op in item.values()]
+    assert len(operations) == 3
+    for path, operation in operations:
+        assert operation["security"] == [{"HTTPBearer": []}], path
+        assert operation["operationId"].startswith("fhir-")
+        assert "application/fhir+json" in operation["responses"]["200"]["content"], path
+        for status in ("401", "404", "422"):
+            content = operation["responses"][status]["content"]
+            assert list(content) == ["application/fhir+json"], f"{path} {status}"
+            assert content["application/fhir+json"]["schema"]["$ref"] == OUTCOME
