@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.audit import context as audit
 from app.core.errors import NotFound
 from app.core.ids import utcnow
 from app.core.pagination import Page
@@ -34,14 +35,25 @@ def reach(principal: Principal) -> sa.ColumnElement[bool]:
     return sa.and_(in_org, Course.therapist_id == principal.id)
 
 
+def _prebuilt_get() -> dict[tuple[bool, bool], sa.Select]:
+    """The read-one statements, built once: (whole organization?, lock?) -> statement with bind parameters."""
+    base = sa.select(*_course).where(Course.id == sa.bindparam("course_id"), Course.organization_id == sa.bindparam("org"))
+    own = base.where(Course.therapist_id == sa.bindparam("me"))
+    # SQLite has no row locks: there, writers hold the database lock instead (BEGIN IMMEDIATE).
+    return {(whole, lock): (stmt.with_for_update() if lock else stmt)
+            for whole, stmt in ((True, base), (False, own)) for lock in (False, True)}
+
+
+_GET = _prebuilt_get()
+
+
 async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock: bool = False) -> dict[str, Any]:
     """One course in reach, or 404; ``lock`` holds its row until the transaction ends."""
-    query = sa.select(*_course).where(Course.id == course_id, reach(principal))
-    if lock:
-        query = query.with_for_update()  # SQLite has no row locks: its writers hold the database lock
-    row = (await db.execute(query)).mappings().first()
+    params = {"course_id": course_id, "org": principal.organization_id, "me": principal.id}
+    row = (await db.execute(_GET[(principal.sees_whole_organization, lock)], params)).mappings().first()
     if row is None:
         raise NotFound("No such course.")
+    audit.note(patient_id=row["patient_id"])  # whatever the request touches under the course is this patient's
     return dict(row)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.audit import context as audit
 from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
 from app.core.pagination import Page
@@ -27,24 +28,38 @@ def reach(principal: Principal) -> sa.ColumnElement[bool]:
     return sa.and_(in_org, sa.or_(*caseload_clauses(principal)))
 
 
-def caseload_clauses(principal: Principal) -> list[sa.ColumnElement[bool]]:
+def caseload_clauses(principal: Principal, me: Any = None) -> list[sa.ColumnElement[bool]]:
     """A clinician's caseload: patients of courses they treat, and those they created with no course yet."""
+    me = principal.id if me is None else me
     any_course = sa.select(Course.id).where(Course.patient_id == Patient.id)
     return [
-        sa.exists(any_course.where(Course.therapist_id == principal.id)),
-        sa.and_(Patient.created_by == principal.id, ~sa.exists(any_course)),
+        sa.exists(any_course.where(Course.therapist_id == me)),
+        sa.and_(Patient.created_by == me, ~sa.exists(any_course)),
     ]
+
+
+def _prebuilt_get() -> dict[tuple[bool, bool], sa.Select]:
+    """The read-one statements, built once: (whole organization?, lock?) -> statement with bind parameters."""
+    me = Principal("user", "", "", frozenset())
+    base = sa.select(*_public).where(Patient.id == sa.bindparam("patient_id"),
+                                     Patient.organization_id == sa.bindparam("org"))
+    caseload = base.where(sa.or_(*caseload_clauses(me, sa.bindparam("me"))))
+    return {(whole, lock): (stmt.with_for_update(of=Patient) if lock else stmt)
+            for whole, stmt in ((True, base), (False, caseload)) for lock in (False, True)}
 
 
 async def get(db: AsyncConnection, principal: Principal, patient_id: str, *, lock: bool = False) -> dict[str, Any]:
     """One patient in reach, or 404; ``lock`` holds the row (course creation serializes on it)."""
-    query = sa.select(*_public).where(Patient.id == patient_id, reach(principal))
-    if lock:
-        query = query.with_for_update(of=Patient)
-    row = (await db.execute(query)).mappings().first()
+    query = _GET[(principal.sees_whole_organization, lock)]
+    params = {"patient_id": patient_id, "org": principal.organization_id, "me": principal.id}
+    row = (await db.execute(query, params)).mappings().first()
     if row is None:
         raise NotFound("No such patient.")
+    audit.note(patient_id=row["id"])
     return dict(row)
+
+
+_GET = _prebuilt_get()
 
 
 async def list_page(db: AsyncConnection, principal: Principal, page: Page, external_id: str | None) -> dict:
