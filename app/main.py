@@ -25,6 +25,7 @@ from app.core.observability import Metrics, ObservabilityMiddleware
 from app.core.ratelimit import make_rate_limiter
 from app.core.security import Secrets
 from app.courses import router as courses
+from app.fhir import router as fhir
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
 from app.measures import router as measures
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handlers.install(app)
     openapi.install(app)
     app.include_router(auth_router.me_router)
-    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, measures, audit, webhooks):
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, measures, audit, webhooks, fhir):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

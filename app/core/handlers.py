@@ -1,4 +1,4 @@
-"""One place that renders every error as an RFC 9457 problem."""
+"""One place that renders every error as an RFC 9457 problem (as a FHIR OperationOutcome under /fhir/)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.core.errors import AppError, Unavailable, problem
 from app.core.http import dumps
+from app.fhir import errors as fhir_errors
 from app.rules.errors import RuleViolation
 
 log = logging.getLogger("ipt.errors")
@@ -29,41 +30,49 @@ def problem_response(status: int, body: dict, headers: dict[str, str] | None = N
     return Response(dumps(body), status_code=status, media_type="application/problem+json", headers=headers)
 
 
+def _respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    """The problem, or for the FHIR view the same error as an OperationOutcome."""
+    if fhir_errors.is_fhir(request.url.path):
+        return fhir_errors.outcome_response(status, body, headers)
+    return problem_response(status, body, headers)
+
+
 def _location(loc: tuple) -> list:
     return [part for part in loc if part != "body" or len(loc) == 1]
 
 
-async def _app_error(_: Request, exc: AppError) -> Response:
+async def _app_error(request: Request, exc: AppError) -> Response:
     body = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
-    return problem_response(exc.status, body, exc.headers)
+    return _respond(request, exc.status, body, exc.headers)
 
 
-async def _rule_violation(_: Request, exc: RuleViolation) -> Response:
+async def _rule_violation(request: Request, exc: RuleViolation) -> Response:
     title = "Refused by the IPT rules" if exc.status == 409 else "Not allowed"
     body = problem(exc.status, exc.code, title, exc.message, rule=exc.rule, **exc.context)
-    return problem_response(exc.status, body)
+    return _respond(request, exc.status, body)
 
 
-async def _validation(_: Request, exc: RequestValidationError) -> Response:
+async def _validation(request: Request, exc: RequestValidationError) -> Response:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return problem_response(400, problem(400, "bad_request", "Bad request", "The body is not valid JSON."))
+        return _respond(request, 400, problem(400, "bad_request", "Bad request", "The body is not valid JSON."))
     # Only where and what: never the submitted value, which may be clinical text.
     listed = [{"loc": _location(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in errors]
     body = problem(422, "validation_error", "Validation error", "The request did not validate.", errors=listed)
-    return problem_response(422, body)
+    return _respond(request, 422, body)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else title
-    return problem_response(exc.status_code, problem(exc.status_code, code, title, detail), getattr(exc, "headers", None))
+    body = problem(exc.status_code, code, title, detail)
+    return _respond(request, exc.status_code, body, getattr(exc, "headers", None))
 
 
-async def _integrity(_: Request, exc: IntegrityError) -> Response:
+async def _integrity(request: Request, exc: IntegrityError) -> Response:
     log.info("integrity conflict: %s", type(exc.orig).__name__)
     body = problem(409, "conflict", "Conflict", "The change conflicts with data written at the same time; retry.")
-    return problem_response(409, body)
+    return _respond(request, 409, body)
 
 
 async def _database_error(request: Request, exc: DBAPIError) -> Response:
@@ -73,7 +82,7 @@ async def _database_error(request: Request, exc: DBAPIError) -> Response:
         # A value the database cannot take (PostgreSQL refuses NUL in text): the request's fault, not a 500.
         log.warning("database refused a value: %s", type(exc.orig).__name__)
         detail = "The request holds a value the database cannot store, such as a NUL character."
-        return problem_response(400, problem(400, "bad_request", "Bad request", detail))
+        return _respond(request, 400, problem(400, "bad_request", "Bad request", detail))
     return await _unexpected(request, exc)
 
 
@@ -82,15 +91,17 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return await _app_error(request, Unavailable())
 
 
-def internal_error_response() -> Response:
-    """The 500 problem: says nothing about what failed."""
+def internal_error_response(path: str = "") -> Response:
+    """The 500 problem (an OperationOutcome under /fhir/): says nothing about what failed."""
     body = problem(500, "internal_error", "Internal error", "Something went wrong on our side; it has been logged.")
+    if fhir_errors.is_fhir(path):
+        return fhir_errors.outcome_response(500, body)
     return problem_response(500, body)
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return internal_error_response()
+    return internal_error_response(request.url.path)
 
 
 def install(app: FastAPI) -> None:

@@ -59,3 +59,9 @@ async def update(db: AsyncConnection, course_id: str, session_id: str, version: 
 async def delete(db: AsyncConnection, session_id: str) -> None:
     """Remove a session row."""
     await db.execute(sa.delete(TherapySession).where(TherapySession.id == session_id))
+
+
+async def all_of_course(db: AsyncConnection, course_id: str) -> list[dict[str, Any]]:
+    """Every session of the course, by date (then in the order recorded)."""
+    query = sa.select(*_public).where(TherapySession.course_id == course_id).order_by(TherapySession.held_on, TherapySession.id)
+    return [dict(r) for r in (await db.execute(query)).mappings().all()]

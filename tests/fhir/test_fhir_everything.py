@@ -7,7 +7,16 @@ import pytest
 
 from app.fhir.codesystem import ACT_CODE, BASE, LOINC
 from app.fhir.mapping import EXTERNAL_ID_SYSTEM
-from tests.support.fhir import FHIR_JSON, MSPSS_ITEMS, RecordedCourse, by_type, coding, record_course, references, validate
+from tests.support.fhir import (
+    FHIR_JSON,
+    MSPSS_ITEMS,
+    RecordedCourse,
+    by_type,
+    coding,
+    record_course,
+    references,
+    validate,
+)
 from tests.support.measures import gad7, phq9
 from tests.support.world import make_world
 

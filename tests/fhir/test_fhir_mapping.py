@@ -64,3 +64,15 @@ def test_a_draft_formulation_gives_provisional_conditions_and_a_patient_without_
     assert condition["subject"] == {"reference": "Patient/p-1", "type": "Patient"}
     episode = mapping.episode_of_care(_course("initial"), PATIENT, formulation)
     assert episode["diagnosis"] == [{"condition": {"reference": "Condition/f-1-role-transition"}, "rank": 2}]
+
+
+def test_the_validator_used_by_these_tests_refuses_what_r4_refuses():
+    session = {"id": "s-1", "course_id": "c-1", "version": 1, "updated_at": NOW, "held_on": date(2026, 9, 2),
+               "attendance": "missed", "modality": "video", "duration_minutes": 50, "problem_areas_addressed": ["grief"]}
+    encounter = mapping.encounter(session, PATIENT)
+    with pytest.raises(AssertionError):
+        validate({**encounter, "status": "missed"})  # not in R4's Encounter.status value set
+    with pytest.raises(ValueError):
+        validate({**encounter, "class": [encounter["class"]]})  # R5's shape, not R4's
+    with pytest.raises(ValueError):
+        validate({**encounter, "note": "free text"})  # no such element

@@ -59,7 +59,7 @@ async def record_course(client: Any, world: World) -> RecordedCourse:
     marker = f"LEAKMARK{uuid.uuid4().hex[:10]}"
     patient = await create_patient(client, actor, display_name=f"Ada {marker}", external_id=f"EHR-{uuid.uuid4().hex[:12]}")
     start = date.today() - timedelta(days=30)
-    on = lambda days: (start + timedelta(days=days)).isoformat()  # noqa: E731
+    on = lambda days: (start + timedelta(days=days)).isoformat()
     course = await _post(client, actor, "/v1/courses", {"patient_id": patient["id"], "protocol": "ipt",
                                                         "started_on": start.isoformat(), "diagnosis": f"F32.1 {marker}"})
     url = f"/v1/courses/{course['id']}"

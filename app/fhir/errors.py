@@ -1,0 +1,64 @@
+"""Errors under /fhir/ as FHIR OperationOutcome (application/fhir+json) instead of RFC 9457 problems.
+
+The core handlers render every error once; for a request under ``PREFIX`` they hand the problem
+they built to ``outcome_response``, so the stable ``code`` and the safe ``detail`` are the same in
+both formats. Standard library and ``app.core.http`` only: ``app.core.handlers`` imports this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from app.core.http import JSON, dumps
+
+PREFIX = "/fhir/"
+MEDIA_TYPE = "application/fhir+json"
+PROBLEM_CODES = "https://ipt.example/problems"  # the namespace of api.md's stable error codes
+
+# HTTP status -> OperationOutcome issue type (http://hl7.org/fhir/R4/valueset-issue-type.html).
+ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    412: "conflict",
+    413: "too-long",
+    422: "processing",
+    428: "required",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
+
+
+class FhirJSON(JSON):
+    """A FHIR resource as application/fhir+json."""
+
+    media_type = MEDIA_TYPE
+
+
+def is_fhir(path: str) -> bool:
+    """Whether a request path belongs to the FHIR view."""
+    return path.startswith(PREFIX)
+
+
+def outcome(status: int, code: str, detail: str) -> dict[str, Any]:
+    """An OperationOutcome with one error issue: the FHIR issue type, our stable code, the safe detail."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{
+            "severity": "error",
+            "code": ISSUE_TYPES.get(status, "exception" if status >= 500 else "processing"),
+            "details": {"coding": [{"system": PROBLEM_CODES, "code": code}], "text": detail},
+        }],
+    }
+
+
+def outcome_response(status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """The OperationOutcome answer for a problem the core handlers built (headers such as WWW-Authenticate kept)."""
+    body = outcome(status, str(problem.get("code", "error")), str(problem.get("detail", "")))
+    return Response(dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)

@@ -1,0 +1,43 @@
+"""The read-only FHIR R4 view: a course as EpisodeOfCare, its $everything Bundle, and the project's CodeSystems."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from app.audit import context as audit
+from app.core.pipeline import AuditedRoute
+from app.deps import ClinicalReader, CurrentPrincipal, Db
+from app.fhir import service
+from app.fhir.errors import FhirJSON
+from app.fhir.schemas import FhirBundle, FhirCodeSystem, FhirEpisodeOfCare, outcomes
+
+router = APIRouter(prefix="/fhir/r4", tags=["fhir"], route_class=AuditedRoute, default_response_class=FhirJSON)
+ERRORS = outcomes(401, 403, 404, 422, 429, 503)
+
+
+async def _name_course(course_id: str) -> None:
+    """Name the course in the audit event before anything can refuse the request, so refusals name it too."""
+    audit.note(resource_type="course", resource_id=course_id)
+
+
+@router.get("/EpisodeOfCare/{course_id}", response_model=FhirEpisodeOfCare, responses=ERRORS,
+            dependencies=[Depends(_name_course)])
+async def read_episode_of_care(course_id: str, db: Db, principal: ClinicalReader) -> FhirJSON:
+    """Read a course as a FHIR R4 EpisodeOfCare (ids and codes only, never free text)."""
+    resource = await service.episode_of_care(db, principal, course_id)
+    return FhirJSON(resource, headers={"ETag": f'W/"{resource["meta"]["versionId"]}"'})
+
+
+@router.get("/EpisodeOfCare/{course_id}/$everything", response_model=FhirBundle, responses=ERRORS,
+            dependencies=[Depends(_name_course)])
+async def episode_of_care_everything(course_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
+    """A course and everything recorded in it as a FHIR R4 searchset Bundle: EpisodeOfCare, Conditions for the
+    focal problem areas, Encounters for sessions, a QuestionnaireResponse and an Observation per measure."""
+    base = str(request.base_url).rstrip("/") + router.prefix
+    return FhirJSON(await service.everything(db, principal, course_id, base, str(request.url)))
+
+
+@router.get("/CodeSystem/{codesystem_id}", response_model=FhirCodeSystem, responses=outcomes(401, 404, 422, 429, 503))
+async def read_code_system(codesystem_id: str, _: CurrentPrincipal) -> FhirJSON:
+    """Read one of the project's CodeSystems (problem areas, role dispute stages, protocols, instruments, bands)."""
+    return FhirJSON(service.code_system(codesystem_id))
