@@ -36,6 +36,9 @@ def live_server(database_url: str, secret_key: str, workers: int = 1, **env: str
         "IPT_LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
         "IPT_PASSWORD_HASH_MEMORY_KIB": "1024",
         "IPT_PASSWORD_HASH_TIME_COST": "1",
+        # The session's live servers share the test database: their webhook workers would race the
+        # webhook tests' own workers (and refuse loopback receivers). Tests that want one say so.
+        "IPT_WEBHOOK_WORKER": "false",
         **env,
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]

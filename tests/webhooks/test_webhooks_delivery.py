@@ -162,7 +162,7 @@ async def _deliver_through_two_servers(hook_app, hook_client, database_url):
         subscription = await _subscribe(hook_client, world, inbox.url, events=["session.recorded"])
         inbox.secret = subscription["secret"]
         key = hook_app.state.settings.secret_key
-        env = {"IPT_WEBHOOK_ALLOW_PRIVATE": "true"}
+        env = {"IPT_WEBHOOK_ALLOW_PRIVATE": "true", "IPT_WEBHOOK_WORKER": "true"}
         with live_server(database_url, key, **env), live_server(database_url, key, **env):
             drive = CourseDriver(hook_client, world.clinician, await open_course(hook_client, world.clinician, "ipt"))
             for _ in range(events // 2):
