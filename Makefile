@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres install migrate openapi bench clean
+.PHONY: run test install migrate openapi bench bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,14 +22,18 @@ run: migrate
 	$(BIN)/ipt serve --host 127.0.0.1 --port 8000
 
 # The whole suite: SQLite always, PostgreSQL when a server answers (IPT_TEST_POSTGRES_URL).
+# Two workers: much of the suite waits on databases and on the servers it starts.
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 openapi: install
 	$(BIN)/ipt openapi
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-export: install
+	$(BIN)/python bench/export_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
