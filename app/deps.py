@@ -11,18 +11,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import Forbidden, Unauthenticated
+from app.core.fastsql import Statement
 from app.identity.models import AppUser, Integration
 from app.identity.roles import scopes_for_roles
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")
-_user_q = sa.select(AppUser.active, AppUser.roles).where(
+_user_q = Statement(sa.select(AppUser.active, AppUser.roles).where(
     AppUser.id == sa.bindparam("sub"), AppUser.organization_id == sa.bindparam("org")
-)
-_integration_q = sa.select(Integration.scopes).where(
+))
+_integration_q = Statement(sa.select(Integration.scopes).where(
     Integration.id == sa.bindparam("sub"),
     Integration.organization_id == sa.bindparam("org"),
     Integration.deleted_at.is_(None),
-)
+))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +64,16 @@ async def get_principal(
         raise Unauthenticated("A valid bearer token is required." if credentials is None else "The bearer token is invalid or expired.")
     params = {"sub": claims.sub, "org": claims.org}
     if claims.kind == "user":
-        row = (await db.execute(_user_q, params)).first()
-        if row is None or not row.active:
+        row = await _user_q.first(db, params)
+        if row is None or not row["active"]:
             raise Unauthenticated("The account is not active.")
-        roles = tuple(row.roles)
+        roles = tuple(row["roles"])
         granted = scopes_for_roles(roles)
     else:
-        row = (await db.execute(_integration_q, params)).first()
+        row = await _integration_q.first(db, params)
         if row is None:
             raise Unauthenticated("The integration has been revoked.")
-        roles, granted = (), frozenset(row.scopes)
+        roles, granted = (), frozenset(row["scopes"])
     principal = Principal(claims.kind, claims.sub, claims.org, claims.scopes & granted, roles)
     request.state.principal = principal
     return principal

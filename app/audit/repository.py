@@ -11,20 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.audit import chain
 from app.audit.models import AuditChain, AuditEvent
 from app.core.db import insert_ignoring_conflicts
+from app.core.fastsql import Statement
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page
 
 PUBLIC = ("id", "at", "actor_type", "actor_id", "organization_id", "action", "resource_type", "resource_id",
           "patient_id", "request_id", "ip", "user_agent", "outcome", "details", "seq", "hash", "prev_hash")
 _public = columns(AuditEvent, PUBLIC)
-_insert = sa.insert(AuditEvent)
+_insert = Statement(sa.insert(AuditEvent).values({name: sa.bindparam(name) for name in (
+    "id", "organization_id", "at", "actor_type", "actor_id", "action", "resource_type", "resource_id",
+    "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}), json_params=("details",))
 # Only the columns the audit log needs, so this module does not import the courses domain.
 _course = sa.table("course", sa.column("id"), sa.column("organization_id"), sa.column("patient_id"))
 
 
 async def insert(db: AsyncConnection, event: dict[str, Any]) -> None:
     """Append one unsealed event."""
-    await db.execute(_insert, event)
+    await _insert.execute(db, event)
 
 
 async def patient_of_course(db: AsyncConnection, organization_id: str, course_id: str) -> str | None:

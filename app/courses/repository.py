@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import context as audit
 from app.core.errors import NotFound
+from app.core.fastsql import Statement
 from app.core.ids import utcnow
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page
@@ -35,12 +36,12 @@ def reach(principal: Principal) -> sa.ColumnElement[bool]:
     return sa.and_(in_org, Course.therapist_id == principal.id)
 
 
-def _prebuilt_get() -> dict[tuple[bool, bool], sa.Select]:
+def _prebuilt_get() -> dict[tuple[bool, bool], Statement]:
     """The read-one statements, built once: (whole organization?, lock?) -> statement with bind parameters."""
     base = sa.select(*_course).where(Course.id == sa.bindparam("course_id"), Course.organization_id == sa.bindparam("org"))
     own = base.where(Course.therapist_id == sa.bindparam("me"))
     # SQLite has no row locks: there, writers hold the database lock instead (BEGIN IMMEDIATE).
-    return {(whole, lock): (stmt.with_for_update() if lock else stmt)
+    return {(whole, lock): Statement(stmt.with_for_update() if lock else stmt)
             for whole, stmt in ((True, base), (False, own)) for lock in (False, True)}
 
 
@@ -50,7 +51,7 @@ _GET = _prebuilt_get()
 async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock: bool = False) -> dict[str, Any]:
     """One course in reach, or 404; ``lock`` holds its row until the transaction ends."""
     params = {"course_id": course_id, "org": principal.organization_id, "me": principal.id}
-    row = (await db.execute(_GET[(principal.sees_whole_organization, lock)], params)).mappings().first()
+    row = await _GET[(principal.sees_whole_organization, lock)].first(db, params)
     if row is None:
         raise NotFound("No such course.")
     audit.note(patient_id=row["patient_id"])  # whatever the request touches under the course is this patient's

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.audit import context as audit
 from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
+from app.core.fastsql import Statement
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, update_versioned
 from app.courses.models import Course
@@ -38,13 +39,13 @@ def caseload_clauses(principal: Principal, me: Any = None) -> list[sa.ColumnElem
     ]
 
 
-def _prebuilt_get() -> dict[tuple[bool, bool], sa.Select]:
+def _prebuilt_get() -> dict[tuple[bool, bool], Statement]:
     """The read-one statements, built once: (whole organization?, lock?) -> statement with bind parameters."""
     me = Principal("user", "", "", frozenset())
     base = sa.select(*_public).where(Patient.id == sa.bindparam("patient_id"),
                                      Patient.organization_id == sa.bindparam("org"))
     caseload = base.where(sa.or_(*caseload_clauses(me, sa.bindparam("me"))))
-    return {(whole, lock): (stmt.with_for_update(of=Patient) if lock else stmt)
+    return {(whole, lock): Statement(stmt.with_for_update(of=Patient) if lock else stmt)
             for whole, stmt in ((True, base), (False, caseload)) for lock in (False, True)}
 
 
@@ -52,7 +53,7 @@ async def get(db: AsyncConnection, principal: Principal, patient_id: str, *, loc
     """One patient in reach, or 404; ``lock`` holds the row (course creation serializes on it)."""
     query = _GET[(principal.sees_whole_organization, lock)]
     params = {"patient_id": patient_id, "org": principal.organization_id, "me": principal.id}
-    row = (await db.execute(query, params)).mappings().first()
+    row = await query.first(db, params)
     if row is None:
         raise NotFound("No such patient.")
     audit.note(patient_id=row["id"])
