@@ -1,4 +1,4 @@
-"""The ``ipt`` command: serve, migrate, bootstrap an organization, manage integrations."""
+"""The ``ipt`` command: serve, migrate, bootstrap an organization, manage integrations, export for research."""
 
 from __future__ import annotations
 
@@ -104,6 +104,83 @@ def create_integration(org_id: str, name: str, scopes: str) -> dict[str, Any]:
         raise CliError(f"no organization with id {org_id}") from None
 
 
+class _ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most five times a second."""
+
+    def __init__(self, total: int | None, stream: Any) -> None:
+        import time
+
+        self.total, self.stream, self._clock = total, stream, time.monotonic
+        self.started = self._last = self._clock()
+
+    def update(self, rows: int, final: bool = False) -> None:
+        now = self._clock()
+        if not final and now - self._last < 0.2:
+            return
+        self._last = now
+        rate = rows / max(now - self.started, 1e-6)
+        if self.total:
+            done = min(rows / self.total, 1.0)
+            bar = "#" * int(done * 30)
+            text = f"[{bar:<30}] {done:4.0%} {rows:,}/{self.total:,} rows, {rate:,.0f} rows/s"
+        else:
+            text = f"{rows:,} rows, {rate:,.0f} rows/s"
+        self.stream.write("\r" + text + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters: dict[str, Any] | None = None,
+           progress_stream: Any = None) -> dict[str, Any]:
+    """Write a research export to ``out`` (the API's rows, made by the same generator) and audit it as an operator's."""
+    import getpass
+
+    from app.audit import writer as audit_writer
+    from app.core.db import make_engine, transaction
+    from app.core.errors import NotFound
+    from app.research import service
+
+    stream = progress_stream if progress_stream is not None else sys.stderr
+    job = service.Export(dataset, profile, fmt, service.ExportFilters(**(filters or {})))
+    try:
+        operator = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container): the event still says "operator"
+        operator = None
+
+    async def run() -> dict[str, Any]:
+        engine = make_engine(get_settings())
+        partial = out.with_name(out.name + ".part")
+        progress = service.Progress()
+        try:
+            try:
+                async with transaction(engine, write=True) as db:
+                    key = await service.export_key(db, org_id, job)
+            except NotFound:
+                raise CliError(f"no organization with id {org_id}") from None
+            except service.DataUseAgreementRequired:
+                raise CliError("the limited profile needs the organization's data-use agreement "
+                               "(PATCH /v1/organization {\"data_use_agreement\": true})") from None
+            bar = _ProgressBar(await service.count(engine, org_id, job), stream) if stream.isatty() else None
+            try:
+                with partial.open("wb") as sink:  # renamed only when complete: a partial file never looks finished
+                    async for chunk in service.chunks(engine, org_id, key, job, progress):
+                        sink.write(chunk)
+                        if bar:
+                            bar.update(progress.rows)
+                partial.replace(out)
+                if bar:
+                    bar.update(progress.rows, final=True)
+            finally:
+                partial.unlink(missing_ok=True)
+                details = {**service.finished_details(job, progress), "via": "cli"}
+                await service.record_event(engine, audit_writer.operator_event(
+                    org_id, "export", f"research_{dataset}", details, operator))
+        finally:
+            await engine.dispose()
+        return {"rows": progress.rows, "out": str(out), "profile": profile, "format": fmt}
+
+    return asyncio.run(run())
+
+
 def write_openapi(path: Path) -> Path:
     """Write the app's OpenAPI document (sorted, stable) to ``path``."""
     from app.main import create_app
@@ -160,6 +237,9 @@ async def _worker() -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from app.instruments import INSTRUMENTS  # pure data, quick to import
+    from app.rules import PROTOCOLS
+
     parser = argparse.ArgumentParser(prog="ipt", description="The IPT API service.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve the API")
@@ -183,6 +263,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("openapi/openapi.json"))
     sub.add_parser("demo", help="create the demo organization if there is none, and print its log-ins")
     sub.add_parser("worker", help="deliver webhooks and seal the audit log, without serving the API")
+    p = sub.add_parser("export", help="write a de-identified research export to a file (audited)")
+    p.add_argument("dataset", choices=["measures", "courses"])
+    p.add_argument("--org", required=True, help="the organization id")
+    p.add_argument("--out", required=True, type=Path, help="the file to write")
+    p.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    p.add_argument("--profile", choices=["safe_harbor", "limited"], default="safe_harbor",
+                   help="limited needs the organization's data-use agreement")
+    p.add_argument("--instrument", default=None, choices=list(INSTRUMENTS))
+    p.add_argument("--protocol", default=None, choices=list(PROTOCOLS))
+    p.add_argument("--started-year-from", type=int, default=None)
+    p.add_argument("--started-year-to", type=int, default=None)
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
     verify.add_argument("--org", default=None, help="one organization id (default: all)")
@@ -202,6 +293,10 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(create_integration(args.org, args.name, args.scopes)))
     elif args.command == "openapi":
         print(write_openapi(args.out))
+    elif args.command == "export":
+        filters = {"instrument": args.instrument, "protocol": args.protocol,
+                   "started_year_from": args.started_year_from, "started_year_to": args.started_year_to}
+        print(json.dumps(export(args.dataset, args.org, args.out, args.format, args.profile, filters)))
     elif args.command == "worker":
         asyncio.run(_worker())
     elif args.command == "audit":

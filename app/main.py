@@ -30,6 +30,7 @@ from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
 from app.measures import router as measures
 from app.patients import router as patients
+from app.research import router as research
 from app.sessions import router as sessions
 
 DESCRIPTION = """Interpersonal Psychotherapy (IPT) courses, sessions, formulations and outcome measures
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handlers.install(app)
     openapi.install(app)
     app.include_router(auth_router.me_router)
-    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, measures, audit, webhooks, fhir):
+    for module in (health, auth_router, admin_router, patients, courses, sessions, formulations, measures, research, audit, webhooks, fhir):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

@@ -80,6 +80,17 @@ def event_for(
     }
 
 
+def operator_event(organization_id: str, action: str, resource_type: str, details: dict[str, Any],
+                   operator: str | None = None, outcome: int = 200) -> dict[str, Any]:
+    """The audit row for work an operator did with the ``ipt`` command (no request, no token)."""
+    return {
+        "id": new_id(), "organization_id": organization_id, "at": utcnow(), "actor_type": "operator",
+        "actor_id": (operator or "")[:36] or None, "action": action, "resource_type": resource_type,
+        "resource_id": None, "patient_id": None, "request_id": None, "ip": None, "user_agent": "ipt-cli",
+        "outcome": outcome, "details": details,
+    }
+
+
 async def record(db: AsyncConnection, event: dict[str, Any], course_id: str | None = None) -> None:
     """Append the event in the caller's transaction; a course's patient is filled in when nothing named it."""
     course_id = _id_or_none(course_id)

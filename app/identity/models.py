@@ -16,6 +16,10 @@ class Organization(SQLModel, table=True):
     id: str = id_field()
     name: str = Field(max_length=200)
     data_use_agreement: bool = Field(default=False)
+    # The secret behind the research export's pseudonyms (HMAC-SHA256 key). Never returned by any
+    # route; rotating it (POST /v1/research/export-key/rotate) makes new pseudonyms. Null only for
+    # rows written around the app (a seed); the first export then generates it.
+    research_export_key: str | None = Field(default=None, max_length=64)
     version: int = Field(default=1)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

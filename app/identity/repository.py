@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +25,15 @@ _integration = columns(Integration, INTEGRATION_PUBLIC)
 
 
 # organizations -------------------------------------------------------------
+def _new_export_key() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits; the research export's HMAC key
+
+
 async def create_organization(db: AsyncConnection, name: str) -> dict[str, Any]:
-    """A new tenant."""
-    values = Organization(name=name).model_dump()
+    """A new tenant, with its own research export key (never returned)."""
+    values = Organization(name=name, research_export_key=_new_export_key()).model_dump()
     await db.execute(sa.insert(Organization).values(values))
-    return values
+    return {column: values[column] for column in ORG_PUBLIC}
 
 
 async def get_organization(db: AsyncConnection, org_id: str) -> dict[str, Any]:
@@ -42,6 +47,30 @@ async def get_organization(db: AsyncConnection, org_id: str) -> dict[str, Any]:
 async def update_organization(db: AsyncConnection, org_id: str, version: int, changes: dict) -> dict[str, Any]:
     """Change the organization at the version the caller read."""
     return await update_versioned(db, Organization, Organization.id == org_id, version, changes, _org)
+
+
+async def research_settings(db: AsyncConnection, org_id: str) -> tuple[str, bool]:
+    """The organization's research export key (made on first use if it has none) and its data-use agreement flag."""
+    await db.execute(
+        sa.update(Organization)
+        .where(Organization.id == org_id, Organization.research_export_key.is_(None))
+        .values(research_export_key=_new_export_key())
+    )
+    row = (await db.execute(
+        sa.select(Organization.research_export_key, Organization.data_use_agreement).where(Organization.id == org_id)
+    )).first()
+    if row is None:
+        raise NotFound("No such organization.")
+    return row.research_export_key, bool(row.data_use_agreement)
+
+
+async def rotate_research_export_key(db: AsyncConnection, org_id: str) -> None:
+    """Replace the organization's research export key: every pseudonym changes from the next export on."""
+    result = await db.execute(
+        sa.update(Organization).where(Organization.id == org_id).values(research_export_key=_new_export_key())
+    )
+    if result.rowcount != 1:
+        raise NotFound("No such organization.")
 
 
 # users ------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-from tests.support.clinic import CourseDriver
 from tests.support.measures import day, gad7, phq9, record
 from tests.support.world import Actor, World, create_patient
 

@@ -1,0 +1,1 @@
+"""The de-identified research export (domain.md, De-identification for research)."""
