@@ -480,7 +480,13 @@ FLOOR_DATABASE_URL=... {_quote(info['floor_command'])}
 {_quote(results['floor']['command'])}
 ```
 """
-    RESULTS.write_text(text)
+    # Other benchmarks (bench/export_bench.py) keep their own "## ..." sections after this one.
+    kept = ""
+    if RESULTS.exists():
+        old = RESULTS.read_text()
+        start = old.find("\n## Research export")
+        kept = old[start:] if start >= 0 else ""
+    RESULTS.write_text(text + kept)
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +22,12 @@ def _with_goal_ids(problem_areas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return problem_areas
 
 
+def _agreed_on(data: dict[str, Any]) -> date:
+    """The date the formulation was agreed: as sent (the body arrives JSON-encoded), else today."""
+    value = data.get("agreed_on")
+    return date.fromisoformat(value) if isinstance(value, str) else (value or today())
+
+
 async def put_formulation(
     db: AsyncConnection, principal: Principal, course_id: str, data: dict[str, Any], version: int | None
 ) -> tuple[dict[str, Any], bool]:
@@ -32,7 +39,7 @@ async def put_formulation(
         "diagnosis": data.get("diagnosis"),
         "summary": data.get("summary"),
         "status": data["status"],
-        "agreed_on": (data.get("agreed_on") or today()) if data["status"] == "agreed" else None,
+        "agreed_on": _agreed_on(data) if data["status"] == "agreed" else None,
         "problem_areas": _with_goal_ids(data["problem_areas"]),
     }
     existing = await repository.get_formulation(db, course_id)

@@ -25,3 +25,15 @@ async def test_the_session_that_let_a_course_leave_its_phase_cannot_be_deleted(c
     assert response.status_code == 409
     assert (response.json()["code"], response.json()["rule"]) == ("session_out_of_order", "S7")
     assert (await drive.read())["sessions_attended"] == 1
+
+
+async def test_formulation_agreed_on_a_given_date_keeps_that_date(client, world):
+    from tests.support.clinic import AGREED_FORMULATION
+
+    course = await open_course(client, world.clinician)
+    body = {**AGREED_FORMULATION, "agreed_on": "2026-01-15"}
+    response = await client.put(f"/v1/courses/{course['id']}/formulation", json=body, headers=world.clinician.headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["agreed_on"] == "2026-01-15"
+    again = await client.get(f"/v1/courses/{course['id']}/formulation", headers=world.clinician.headers)
+    assert again.json()["agreed_on"] == "2026-01-15"
