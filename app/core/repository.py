@@ -44,7 +44,14 @@ async def update_versioned(
     row = (await db.execute(stmt)).mappings().first()
     if row is not None:
         return dict(row)
-    exists = (await db.execute(sa.select(table.version).where(where))).first()
-    if exists is None:
-        raise NotFound()
+    await require_version(db, table, where, expected_version)
     raise PreconditionFailed("The resource changed since you read it; read it again and retry.")
+
+
+async def require_version(db: AsyncConnection, table: Any, where: sa.ColumnElement[bool], expected_version: int) -> None:
+    """404 when the row is absent, 412 when it is not at ``expected_version`` (locks it on PostgreSQL)."""
+    current = await db.scalar(sa.select(table.version).where(where).with_for_update())
+    if current is None:
+        raise NotFound()
+    if current != expected_version:
+        raise PreconditionFailed("The resource changed since you read it; read it again and retry.")

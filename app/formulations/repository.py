@@ -7,9 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound, PreconditionFailed
+from app.core.errors import NotFound
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, update_versioned
+from app.core.repository import columns, fetch_page, require_version, update_versioned
 from app.formulations.models import Formulation, InventoryRelationship, TimelineEvent
 
 FORMULATION_PUBLIC = ("id", "course_id", "diagnosis", "summary", "status", "agreed_on", "problem_areas", "version",
@@ -73,9 +73,7 @@ async def update_relationship(db: AsyncConnection, course_id: str, relationship_
 
 async def delete_relationship(db: AsyncConnection, course_id: str, relationship_id: str, version: int) -> None:
     """Remove a relationship at the version the caller read."""
-    current = await get_relationship(db, course_id, relationship_id)
-    if current["version"] != version:
-        raise PreconditionFailed("The relationship changed since you read it; read it again and retry.")
+    await require_version(db, InventoryRelationship, _relationship(course_id, relationship_id), version)
     await db.execute(sa.delete(InventoryRelationship).where(_relationship(course_id, relationship_id)))
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound, PreconditionFailed
+from app.core.errors import NotFound
 from app.core.ids import new_id, utcnow
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, update_versioned
+from app.core.repository import columns, fetch_page, require_version, update_versioned
 from app.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 PUBLIC = ("id", "url", "events", "active", "version", "created_at", "updated_at")
@@ -53,9 +53,7 @@ async def update(db: AsyncConnection, organization_id: str, subscription_id: str
 
 async def delete(db: AsyncConnection, organization_id: str, subscription_id: str, version: int) -> None:
     """Delete a subscription and its delivery log."""
-    current = await get(db, organization_id, subscription_id)
-    if current["version"] != version:
-        raise PreconditionFailed("The webhook changed since you read it; read it again and retry.")
+    await require_version(db, WebhookSubscription, _mine(organization_id, subscription_id), version)
     await db.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id))
     await db.execute(sa.delete(WebhookSubscription).where(WebhookSubscription.id == subscription_id))
 
