@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import _with_db
+from app.deps import Principal
 from app.identity import repository as identity
 from app.patients import repository as patients
-from app.deps import Principal
 
 CREDENTIALS_FILE = Path(".ipt-demo-credentials.json")
 DEMO_ORG = "Demo Community Mental Health Service"

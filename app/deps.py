@@ -82,7 +82,7 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def scoped(scope: str):  # noqa: ANN201
+def scoped(scope: str):
     """A dependency returning the caller once it holds ``scope``."""
 
     async def dependency(principal: CurrentPrincipal) -> Principal:

@@ -12,16 +12,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import health
 from app.audit import router as audit
 from app.background import housekeeping_loop
-from app.webhooks import router as webhooks
-from app.webhooks.worker import Worker
 from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from app.core.http import JSON
-from app.core.middleware import RequestIdMiddleware
-from app.core.openapi import operation_id
 from app.core.limits import BodyLimitMiddleware
+from app.core.middleware import RequestIdMiddleware
 from app.core.observability import Metrics, ObservabilityMiddleware
+from app.core.openapi import operation_id
 from app.core.ratelimit import make_rate_limiter
 from app.core.security import Secrets
 from app.courses import router as courses
@@ -32,6 +30,8 @@ from app.measures import router as measures
 from app.patients import router as patients
 from app.research import router as research
 from app.sessions import router as sessions
+from app.webhooks import router as webhooks
+from app.webhooks.worker import Worker
 
 DESCRIPTION = """Interpersonal Psychotherapy (IPT) courses, sessions, formulations and outcome measures
 for clinician apps, EHR integrations and research. Errors are RFC 9457 problems with a stable `code`."""

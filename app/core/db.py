@@ -48,7 +48,7 @@ def _sqlite_pragmas(sync_engine: sa.Engine) -> None:
     """WAL for concurrent readers, a busy timeout, and foreign keys (off by default in SQLite)."""
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
@@ -57,7 +57,7 @@ def _sqlite_pragmas(sync_engine: sa.Engine) -> None:
         cur.close()
 
     @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001
+    def _on_begin(conn):
         # pysqlite's own transaction handling is off (isolation_level=None): we say BEGIN ourselves.
         # Writers take the write lock up front so that read-then-write checks cannot interleave.
         mode = conn.info.get("sqlite_begin", "DEFERRED")

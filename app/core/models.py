@@ -31,6 +31,6 @@ def timestamp_field(nullable: bool = True) -> datetime | None:
     return Field(default=None, sa_type=sa.DateTime(timezone=True), nullable=nullable)
 
 
-def json_field(default_factory=list):  # noqa: ANN001, ANN201
+def json_field(default_factory=list):
     """A JSON column (lists of codes, details objects)."""
     return Field(default_factory=default_factory, sa_type=sa.JSON, nullable=False)

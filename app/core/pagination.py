@@ -53,7 +53,7 @@ def decode_cursor(sign: Any, list_name: str, cursor: str) -> str:
     return last_id
 
 
-def page_params(list_name: str):  # noqa: ANN201
+def page_params(list_name: str):
     """A dependency reading ``limit`` and ``cursor`` for the named list."""
 
     def dependency(

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from app import rules
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors
-from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
+from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
 from app.courses import repository, service
 from app.courses.models import CourseExtension, CourseTransition
@@ -54,7 +54,7 @@ async def list_courses(
     therapist_id: Annotated[str | None, Query(max_length=36)] = None,
     phase: Phase | None = None,
     protocol: ProtocolId | None = None,
-    open: bool | None = None,  # noqa: A002 - the query parameter's name in the contract
+    open: bool | None = None,
     risk_flag_open: bool | None = None,
 ) -> JSON:
     """List courses in the caller's reach, oldest first, with optional filters."""

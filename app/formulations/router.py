@@ -10,8 +10,8 @@ from starlette.responses import Response
 from app.core.errors import NotFound
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors
-from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
+from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
 from app.courses import repository as courses
 from app.deps import ClinicalReader, ClinicalWriter, Db

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.schemas import StrictInput, StrictPatch
 from app.sessions.schemas import ProblemArea
@@ -142,7 +142,7 @@ class InventoryUpdate(StrictPatch):
 class InventoryPublic(InventoryCreate):
     """A relationship of the inventory."""
 
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
     id: str
     course_id: str
     version: int
@@ -161,7 +161,7 @@ class TimelineCreate(StrictInput):
 class TimelinePublic(TimelineCreate):
     """A timeline entry."""
 
-    model_config = {"extra": "ignore"}
+    model_config = ConfigDict(extra="ignore")
     id: str
     course_id: str
     version: int

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors
-from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
+from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin
 from app.identity import repository

@@ -12,10 +12,10 @@ from starlette.responses import Response
 from app.audit import writer as audit
 from app.audit.context import AuditNote
 from app.core.db import transaction
-from app.core.pipeline import AuditedRoute
 from app.core.errors import NotFound, RateLimited
 from app.core.http import JSON
 from app.core.openapi import errors
+from app.core.pipeline import AuditedRoute
 from app.deps import CurrentPrincipal
 from app.identity import tokens
 from app.identity.schemas import Me, OAuthError, TokenResponse
@@ -78,7 +78,7 @@ async def _throttle(request: Request, account: str | None) -> None:
             raise RateLimited(retry)
 
 
-async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, str] | None):  # noqa: ANN001, ANN202
+async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, str] | None):
     """Dispatch to the grant the form names; (body, subject) or a GrantError."""
     secrets, grant, scope = request.app.state.secrets, field.get("grant_type"), field.get("scope")
     client_id = basic[0] if basic else field.get("client_id")

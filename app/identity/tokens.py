@@ -13,7 +13,6 @@ from app.core.security import Secrets
 from app.identity import repository
 from app.identity.roles import scopes_for_roles
 
-
 Subject = tuple[str, str, str]  # (kind, id, organization id)
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors
-from app.core.pipeline import AuditedRoute
 from app.core.pagination import Page, page_params
+from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
 from app.deps import ClinicalReader, ClinicalWriter, Db
 from app.patients import repository
