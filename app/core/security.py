@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from app.core.config import Settings
 from app.core.ids import new_id, utcnow
 
 MAX_TOKEN_BYTES = 4096
+VERIFIED_CACHE_SIZE = 10_000
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "org", "scope", "kind")
 _DECODE_OPTIONS = {
     "verify_signature": True,
@@ -73,6 +75,7 @@ class Secrets:
             self._sign_key = settings.jwt_private_key_file.read_text()  # type: ignore[union-attr]
             self._verify_key = settings.jwt_public_key_file.read_text()  # type: ignore[union-attr]
         self._kid = hashlib.sha256(self._verify_key.encode()).hexdigest()[:16]
+        self._verified: dict[str, tuple[Claims, float, float]] = {}
 
     # passwords -------------------------------------------------------------
     def hash_password(self, password: str) -> str:
@@ -128,9 +131,23 @@ class Secrets:
         return token, int(lifetime.total_seconds())
 
     def decode_access_token(self, token: str) -> Claims:
-        """Verify a JWT with the pinned algorithm and every claim required; raise InvalidToken."""
+        """Verify a JWT with the pinned algorithm and every claim required; raise InvalidToken.
+
+        A token verified once is remembered (by its exact text) until it expires: its signature
+        cannot change, so a later request only re-checks the time window.
+        """
         if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken("token too large")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, not_before, expires = remembered
+            if not_before <= time.time() < expires:
+                return claims
+            del self._verified[token]
+        claims = self._verify(token)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != self._alg:
@@ -151,13 +168,17 @@ class Secrets:
             raise InvalidToken("missing claim")
         if claims["kind"] not in ("user", "integration"):
             raise InvalidToken("unknown principal kind")
-        return Claims(
+        verified = Claims(
             sub=str(claims["sub"]),
             kind=claims["kind"],
             org=str(claims["org"]),
             scopes=frozenset(claims["scope"].split()),
             jti=str(claims["jti"]),
         )
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # forget the oldest
+        self._verified[token] = (verified, float(claims["nbf"]), float(claims["exp"]))
+        return verified
 
     def jwks(self) -> dict | None:
         """The public key set for asymmetric algorithms; None for HS256 (nothing to publish)."""
