@@ -144,8 +144,7 @@ class Secrets:
             if not_before <= time.time() < expires:
                 return claims
             del self._verified[token]
-        claims = self._verify(token)
-        return claims
+        return self._verify(token)
 
     def _verify(self, token: str) -> Claims:
         try:
