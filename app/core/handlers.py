@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,11 +63,25 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
     return _respond(request, 422, body)
 
 
+_METHODS = {"get", "put", "post", "patch", "delete"}
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The documented methods of the path: Starlette names only the first route's (GET and POST are two routes)."""
+    for template, item in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            return ", ".join(sorted(method.upper() for method in item if method in _METHODS))
+    return None
+
+
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else title
     body = problem(exc.status_code, code, title, detail)
-    return _respond(request, exc.status_code, body, getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
+    return _respond(request, exc.status_code, body, headers)
 
 
 async def _integrity(request: Request, exc: IntegrityError) -> Response:

@@ -39,18 +39,82 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def if_match(required: bool = True) -> dict[str, Any]:
+    """The ``openapi_extra`` that documents If-Match: 428 without it where required, 412 when stale."""
+    description = "The ETag last read" + ("." if required else "; when sent, 412 unless it is still current.")
+    header = {"name": "If-Match", "in": "header", "required": required, "description": description,
+              "schema": {"type": "string", "minLength": 1, "examples": ['"1"']}}
+    return {"parameters": [header]}
+
+
 def operation_id(route: APIRoute) -> str:
     """``tag-route_name``: stable ids for generated clients."""
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}"
 
 
+_ID = "$response.body#/id"
+_ETAG = "$response.header.ETag"
+_COURSE = {"course_id": _ID}
+_IN_COURSE = {"course_id": "$request.path.course_id"}
+_COURSE_CHILDREN = (
+    "courses-get_course", "courses-list_extensions", "courses-create_extension", "courses-list_transitions",
+    "courses-create_transition", "formulation-get_formulation", "formulation-put_formulation",
+    "formulation-list_relationships", "formulation-create_relationship", "formulation-list_timeline",
+    "formulation-create_timeline_event", "measures-list_measures", "measures-create_measure", "measures-get_outcomes",
+    "measures-get_outcome_chart", "measures-list_risk_acknowledgements", "measures-create_risk_acknowledgement",
+    "sessions-list_sessions", "sessions-create_session", "fhir-read_episode_of_care", "fhir-episode_of_care_everything",
+)
+# OpenAPI links: (operation, status) -> [(target operation, parameters, request body)]. A resource's id and
+# ETag flow from the response that created or read it to the operations on it (and course ids to the
+# course's sub-resources), so stateful testing can walk the API the way a client does.
+LINKS: dict[tuple[str, str], list[tuple[str, dict[str, str], dict[str, str] | None]]] = {
+    ("patients-create_patient", "201"): [
+        ("patients-get_patient", {"patient_id": _ID}, None),
+        ("patients-update_patient", {"patient_id": _ID, "header.If-Match": _ETAG}, None),
+        ("courses-create_course", {}, {"patient_id": _ID}),
+    ],
+    ("patients-get_patient", "200"): [("patients-update_patient", {"patient_id": _ID, "header.If-Match": _ETAG}, None)],
+    ("courses-create_course", "201"): [
+        *((target, _COURSE, None) for target in _COURSE_CHILDREN),
+        ("courses-update_course", {**_COURSE, "header.If-Match": _ETAG}, None),
+    ],
+    ("courses-get_course", "200"): [("courses-update_course", {**_COURSE, "header.If-Match": _ETAG}, None)],
+    ("formulation-create_relationship", "201"): [
+        ("formulation-get_relationship", {**_IN_COURSE, "relationship_id": _ID}, None),
+        ("formulation-update_relationship", {**_IN_COURSE, "relationship_id": _ID, "header.If-Match": _ETAG}, None),
+        ("formulation-delete_relationship", {**_IN_COURSE, "relationship_id": _ID, "header.If-Match": _ETAG}, None),
+    ],
+    ("sessions-create_session", "201"): [
+        ("sessions-get_session", {**_IN_COURSE, "session_id": _ID}, None),
+        ("sessions-update_session", {**_IN_COURSE, "session_id": _ID, "header.If-Match": _ETAG}, None),
+        ("sessions-delete_session", {**_IN_COURSE, "session_id": _ID, "header.If-Match": _ETAG}, None),
+    ],
+    ("measures-create_measure", "201"): [("measures-get_measure", {**_IN_COURSE, "measure_id": _ID}, None)],
+    ("admin-create_user", "201"): [
+        ("admin-get_user", {"user_id": _ID}, None),
+        ("admin-update_user", {"user_id": _ID, "header.If-Match": _ETAG}, None),
+        ("admin-set_user_password", {"user_id": _ID, "header.If-Match": _ETAG}, None),
+    ],
+    ("admin-create_integration", "201"): [
+        ("admin-get_integration", {"integration_id": _ID}, None),
+        ("admin-delete_integration", {"integration_id": _ID, "header.If-Match": _ETAG}, None),
+    ],
+    ("webhooks-create_webhook", "201"): [
+        ("webhooks-get_webhook", {"webhook_id": _ID}, None),
+        ("webhooks-update_webhook", {"webhook_id": _ID, "header.If-Match": _ETAG}, None),
+        ("webhooks-delete_webhook", {"webhook_id": _ID, "header.If-Match": _ETAG}, None),
+        ("webhooks-list_deliveries", {"webhook_id": _ID}, None),
+    ],
+}
+
+
 def install(app: FastAPI) -> None:
-    """Serve an OpenAPI document whose problem responses are typed ``application/problem+json``."""
+    """Serve an OpenAPI document whose problem responses are typed ``application/problem+json``, with links."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return _problem_content(build())
+        return _links(_problem_content(build()))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -83,3 +147,19 @@ def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
 def _problem_response(status: int) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/Problem"}
     return {"description": _DESCRIPTIONS[status], "content": {"application/problem+json": {"schema": ref}}}
+
+
+def _links(schema: dict[str, Any]) -> dict[str, Any]:
+    operations = {op["operationId"]: op for item in schema.get("paths", {}).values() for op in item.values() if "operationId" in op}
+    for (source, status), targets in LINKS.items():
+        links = operations[source]["responses"][status].setdefault("links", {})
+        for target, parameters, body in targets:
+            if target not in operations:
+                raise KeyError(f"link from {source} to unknown operation {target}")
+            link: dict[str, Any] = {"operationId": target}
+            if parameters:
+                link["parameters"] = dict(parameters)
+            if body:
+                link["requestBody"] = dict(body)
+            links[target.split("-", 1)[1]] = link
+    return schema

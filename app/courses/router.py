@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app import rules
 from app.core.http import JSON, optional_version, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -71,14 +71,14 @@ async def get_course(course_id: str, db: Db, principal: ClinicalReader) -> JSON:
     return resource(service.present(await repository.get(db, principal, course_id)))
 
 
-@router.patch("/v1/courses/{course_id}", response_model=CoursePublic, responses={**RULES, **errors(428)})
+@router.patch("/v1/courses/{course_id}", response_model=CoursePublic, responses={**RULES, **errors(428)}, openapi_extra=if_match())
 async def update_course(course_id: str, body: CourseUpdate, request: Request, db: Db, principal: ClinicalWriter) -> JSON:
     """Change planned sessions, therapist or diagnosis; needs If-Match."""
     version = required_version(request)
     return resource(service.present(await service.update(db, principal, course_id, version, body.changes())))
 
 
-@router.post("/v1/courses/{course_id}/transitions", response_model=CoursePublic, responses=RULES)
+@router.post("/v1/courses/{course_id}/transitions", response_model=CoursePublic, responses=RULES, openapi_extra=if_match(required=False))
 async def create_transition(course_id: str, body: TransitionCreate, request: Request, db: Db, principal: ClinicalWriter) -> JSON:
     """Move the course to its next phase (P1-P7); returns the updated course."""
     course = await service.transition(db, principal, course_id, body.model_dump(), optional_version(request))
@@ -94,7 +94,7 @@ async def list_transitions(
     return JSON(await repository.history(db, CourseTransition, repository.TRANSITION_PUBLIC, course_id, page))
 
 
-@router.post("/v1/courses/{course_id}/extensions", response_model=CoursePublic, responses=RULES)
+@router.post("/v1/courses/{course_id}/extensions", response_model=CoursePublic, responses=RULES, openapi_extra=if_match(required=False))
 async def create_extension(course_id: str, body: ExtensionCreate, request: Request, db: Db, principal: ClinicalWriter) -> JSON:
     """Approve extra sessions (S9): supervisors and integrations only; returns the updated course."""
     course = await service.extend(db, principal, course_id, body.model_dump(), optional_version(request))

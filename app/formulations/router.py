@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.core.errors import NotFound
 from app.core.http import JSON, optional_version, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -40,7 +40,7 @@ async def get_formulation(course_id: str, db: Db, principal: ClinicalReader) -> 
     return resource(formulation)
 
 
-@router.put("/formulation", response_model=FormulationPublic, responses=CHANGE)
+@router.put("/formulation", response_model=FormulationPublic, responses=CHANGE, openapi_extra=if_match(required=False))
 async def put_formulation(course_id: str, body: FormulationPut, request: Request, db: Db, principal: ClinicalWriter) -> JSON:
     """Write the formulation (201 the first time); replacing it needs If-Match (S6, S10)."""
     formulation, created = await service.put_formulation(db, principal, course_id, body.model_dump(mode="json"), optional_version(request))
@@ -70,7 +70,7 @@ async def get_relationship(course_id: str, relationship_id: str, db: Db, princip
     return resource(await repository.get_relationship(db, course_id, relationship_id))
 
 
-@router.patch("/inventory/{relationship_id}", response_model=InventoryPublic, responses=CHANGE)
+@router.patch("/inventory/{relationship_id}", response_model=InventoryPublic, responses=CHANGE, openapi_extra=if_match())
 async def update_relationship(
     course_id: str, relationship_id: str, body: InventoryUpdate, request: Request, db: Db, principal: ClinicalWriter
 ) -> JSON:
@@ -79,7 +79,7 @@ async def update_relationship(
     return resource(await service.update_relationship(db, principal, course_id, relationship_id, version, body.changes()))
 
 
-@router.delete("/inventory/{relationship_id}", status_code=204, responses=CHANGE)
+@router.delete("/inventory/{relationship_id}", status_code=204, responses=CHANGE, openapi_extra=if_match())
 async def delete_relationship(course_id: str, relationship_id: str, request: Request, db: Db, principal: ClinicalWriter) -> Response:
     """Remove a relationship from the inventory; needs If-Match."""
     version = required_version(request)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -36,7 +36,7 @@ async def get_organization(db: Db, admin: OrgAdmin) -> JSON:
     return resource(await repository.get_organization(db, admin.organization_id))
 
 
-@router.patch("/organization", response_model=OrganizationPublic, responses=errors(*AUTH, 400, 412, 428))
+@router.patch("/organization", response_model=OrganizationPublic, responses=errors(*AUTH, 400, 412, 428), openapi_extra=if_match())
 async def update_organization(body: OrganizationUpdate, request: Request, db: Db, admin: OrgAdmin) -> JSON:
     """Rename the organization or record its data-use agreement; needs If-Match."""
     version = required_version(request)
@@ -64,7 +64,7 @@ async def get_user(user_id: str, db: Db, admin: OrgAdmin) -> JSON:
     return resource(await repository.get_user(db, admin.organization_id, user_id))
 
 
-@router.patch("/users/{user_id}", response_model=UserPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428))
+@router.patch("/users/{user_id}", response_model=UserPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428), openapi_extra=if_match())
 async def update_user(user_id: str, body: UserUpdate, request: Request, db: Db, admin: OrgAdmin) -> JSON:
     """Change a user's email, name, roles or active flag; needs If-Match."""
     version = required_version(request)
@@ -75,7 +75,7 @@ async def update_user(user_id: str, body: UserUpdate, request: Request, db: Db, 
     return resource(user)
 
 
-@router.put("/users/{user_id}/password", status_code=204, responses=errors(*AUTH, 400, 404, 412, 428))
+@router.put("/users/{user_id}/password", status_code=204, responses=errors(*AUTH, 400, 404, 412, 428), openapi_extra=if_match())
 async def set_user_password(user_id: str, body: PasswordChange, request: Request, db: Db, admin: OrgAdmin) -> Response:
     """Set a user's password; needs If-Match with the user's ETag."""
     version = required_version(request)
@@ -107,7 +107,7 @@ async def get_integration(integration_id: str, db: Db, admin: OrgAdmin) -> JSON:
     return resource(await repository.get_integration(db, admin.organization_id, integration_id))
 
 
-@router.delete("/integrations/{integration_id}", status_code=204, responses=errors(*AUTH, 404, 412, 428))
+@router.delete("/integrations/{integration_id}", status_code=204, responses=errors(*AUTH, 404, 412, 428), openapi_extra=if_match())
 async def delete_integration(integration_id: str, request: Request, db: Db, admin: OrgAdmin) -> Response:
     """Revoke an integration: its tokens stop working at their next request. Needs If-Match."""
     version = required_version(request)

@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field, field_validator
 from app.core.schemas import StrictInput, StrictPatch
 from app.identity.roles import Role, Scope
 
-Email = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+# \u0085 spelled out: JSON Schema (ECMA) regexes do not count it as \s, the server's regex does.
+EMAIL_PATTERN = r"^[^@\s\u0085]+@[^@\s\u0085]+$"
+Email = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
 Password = Field(min_length=10, max_length=1024, description="At least 10 characters; stored only as an Argon2id hash.")
 
 
@@ -85,7 +87,7 @@ class UserUpdate(StrictPatch):
     """Changes to a user; deactivating takes effect at the user's next request."""
 
     not_null = ("email", "display_name", "roles", "active")
-    email: str | None = Field(default=None, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, min_length=3, max_length=320, pattern=EMAIL_PATTERN)
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     roles: list[Role] | None = Field(default=None, min_length=1, max_length=4)
     active: bool | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.core.http import JSON, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -42,7 +42,7 @@ async def get_patient(patient_id: str, db: Db, principal: ClinicalReader) -> JSO
     return resource(await repository.get(db, principal, patient_id))
 
 
-@router.patch("/{patient_id}", response_model=PatientPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428))
+@router.patch("/{patient_id}", response_model=PatientPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428), openapi_extra=if_match())
 async def update_patient(patient_id: str, body: PatientUpdate, request: Request, db: Db, principal: ClinicalWriter) -> JSON:
     """Change a patient; needs If-Match with the ETag last read."""
     version = required_version(request)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -43,7 +43,7 @@ async def get_session(course_id: str, session_id: str, db: Db, principal: Clinic
     return resource(await repository.get(db, course_id, session_id))
 
 
-@router.patch("/{session_id}", response_model=SessionPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428))
+@router.patch("/{session_id}", response_model=SessionPublic, responses=errors(*AUTH, 400, 404, 409, 412, 428), openapi_extra=if_match())
 async def update_session(
     course_id: str, session_id: str, body: SessionUpdate, request: Request, db: Db, principal: ClinicalWriter
 ) -> JSON:
@@ -52,7 +52,7 @@ async def update_session(
     return resource(await service.update(db, principal, course_id, session_id, version, body.changes()))
 
 
-@router.delete("/{session_id}", status_code=204, responses=errors(*AUTH, 404, 409, 412, 428))
+@router.delete("/{session_id}", status_code=204, responses=errors(*AUTH, 404, 409, 412, 428), openapi_extra=if_match())
 async def delete_session(course_id: str, session_id: str, request: Request, db: Db, principal: ClinicalWriter) -> Response:
     """Delete the most recent session (only that one); needs If-Match."""
     version = required_version(request)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
-from app.core.openapi import AUTH, errors
+from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
@@ -47,7 +47,7 @@ async def get_webhook(webhook_id: str, db: Db, principal: Manager) -> JSON:
     return resource(await repository.get(db, principal.organization_id, webhook_id))
 
 
-@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=errors(*AUTH, 400, 404, 412, 428))
+@router.patch("/{webhook_id}", response_model=WebhookPublic, responses=errors(*AUTH, 400, 404, 412, 428), openapi_extra=if_match())
 async def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request, db: Db, principal: Manager) -> JSON:
     """Change the URL, events or active flag; needs If-Match."""
     version = required_version(request)
@@ -57,7 +57,7 @@ async def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request,
     return resource(await repository.update(db, principal.organization_id, webhook_id, version, changes))
 
 
-@router.delete("/{webhook_id}", status_code=204, responses=errors(*AUTH, 404, 412, 428))
+@router.delete("/{webhook_id}", status_code=204, responses=errors(*AUTH, 404, 412, 428), openapi_extra=if_match())
 async def delete_webhook(webhook_id: str, request: Request, db: Db, principal: Manager) -> Response:
     """Delete a subscription and its delivery log; needs If-Match."""
     await repository.delete(db, principal.organization_id, webhook_id, required_version(request))

@@ -13,6 +13,11 @@ EventType = Literal["course.created", "course.phase_changed", "course.closed", "
                     "risk.flagged"]
 
 
+# An http(s) URL with a host and no credentials: what check_url accepts before it resolves the host.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+WEBHOOK_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?([/?#][!-~]*)?$"
+
+
 def _unique(values: list[str] | None) -> list[str] | None:
     return sorted(set(values)) if values is not None else None
 
@@ -20,7 +25,7 @@ def _unique(values: list[str] | None) -> list[str] | None:
 class WebhookCreate(StrictInput):
     """A subscription: where to deliver and which events."""
 
-    url: str = Field(min_length=8, max_length=2000)
+    url: str = Field(min_length=8, max_length=2000, pattern=WEBHOOK_URL_PATTERN)
     events: list[EventType] = Field(min_length=1, max_length=6)
     active: bool = True
 
@@ -31,7 +36,7 @@ class WebhookUpdate(StrictPatch):
     """Changes to a subscription."""
 
     not_null = ("url", "events", "active")
-    url: str | None = Field(default=None, min_length=8, max_length=2000)
+    url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=WEBHOOK_URL_PATTERN)
     events: list[EventType] | None = Field(default=None, min_length=1, max_length=6)
     active: bool | None = None
 
