@@ -206,11 +206,22 @@ def _log_config(level: str) -> dict[str, Any]:
     return config
 
 
+def _stopped_by_sigterm(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with uvicorn (uvloop and httptools when installed)."""
+    """Serve the API with uvicorn (uvloop and httptools when installed); SIGTERM stops it gracefully, exit 0."""
+    import signal
+
     import uvicorn
 
     settings = get_settings()  # refuse to start on bad settings before forking workers
+    # uvicorn answers SIGTERM with a graceful stop (requests in flight are answered, the lifespan
+    # shuts down) and then raises the signal again, so that the default action ends the process
+    # with status -15: supervisors (systemd, Kubernetes, docker stop) would count a clean stop as a
+    # crash. This handler is the one that second SIGTERM meets (and one before uvicorn starts).
+    signal.signal(signal.SIGTERM, _stopped_by_sigterm)
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=False, proxy_headers=False, server_header=False, log_config=_log_config(settings.log_level))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+PING_AFTER_IDLE_SECONDS = 1.0
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata = SQLModel.metadata
 
@@ -34,14 +36,41 @@ def make_engine(settings: Settings) -> AsyncEngine:
         )
         _sqlite_pragmas(engine.sync_engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.async_database_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=False,
+        pool_pre_ping=False,  # a round trip on every request: _ping_when_idle pings only where it pays
         connect_args={"connect_timeout": 5},
     )
+    _ping_when_idle(engine.sync_engine.pool)
+    return engine
+
+
+def _ping_when_idle(pool: sa.Pool) -> None:
+    """Check a pooled connection that sat idle before handing it out; replace it if the server dropped it.
+
+    After a database restart with no traffic the pool holds only dead connections, and without this
+    the first requests would each fail with a 503 on one. A connection in steady use is not pinged:
+    a disconnect seen by a request invalidates the whole pool anyway.
+    """
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_conn, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(type(exc).__name__) from exc
 
 
 def _sqlite_pragmas(sync_engine: sa.Engine) -> None:

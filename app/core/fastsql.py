@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,12 +45,17 @@ class Statement:
             if values.get(name) is not None:
                 values[name] = Json(values[name])
         raw = await db.get_raw_connection()
-        async with raw.driver_connection.cursor() as cursor:
-            await cursor.execute(sql, values, prepare=True)
-            if cursor.description is None:
-                return []
-            names = [column.name for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+        try:
+            async with raw.driver_connection.cursor() as cursor:
+                await cursor.execute(sql, values, prepare=True)
+                if cursor.description is None:
+                    return []
+                names = [column.name for column in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+        except psycopg.Error as exc:
+            # The same exception SQLAlchemy would raise (OperationalError, IntegrityError, ...), so the
+            # one set of handlers maps it (503, 409, ...).
+            raise sa.exc.DBAPIError.instance(sql, values, exc, psycopg.Error) from exc
 
     async def first(self, db: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row, or None."""

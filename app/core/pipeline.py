@@ -23,6 +23,7 @@ from app.core.security import InvalidToken
 from app.rules.errors import RuleViolation
 
 Handler = Callable[[Request], Awaitable[Response]]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _status_of(exc: Exception) -> int:
@@ -63,6 +64,8 @@ async def run(request: Request, handler: Handler, template: str) -> Response:
     key = idempotency.valid_key(request) if request.method == "POST" and claims else None
     engine = request.app.state.engine
     try:
+        if request.method in _BODY_METHODS:
+            await request.body()  # a slow upload arrives before it holds one of the pool's connections
         async with transaction(engine, write=True) as db:
             request.state.db = db
             response = None

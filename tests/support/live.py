@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,9 +25,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class LiveProcess:
+    """A running ``ipt serve``: its base URL, its process, and the file its stderr goes to."""
+
+    base: str
+    process: subprocess.Popen
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        """What the server wrote to stderr so far (the tail), for failure messages."""
+        try:
+            return self.stderr_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:  # the server has been stopped and its file removed
+            return ""
+
+
 @contextmanager
-def live_server(database_url: str, secret_key: str, workers: int = 1, **env: str) -> Iterator[str]:
-    """Start ``ipt serve`` on the database with the given secret; yield its base URL; stop it."""
+def live_process(database_url: str, secret_key: str, workers: int = 1, **env: str) -> Iterator[LiveProcess]:
+    """Start ``ipt serve`` on the database with the given secret; yield it running; stop it if it still runs."""
     port = free_port()
     environment = {
         **os.environ,
@@ -42,26 +60,40 @@ def live_server(database_url: str, secret_key: str, workers: int = 1, **env: str
         **env,
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    # stderr goes to a file, not a pipe: nobody reads a pipe while the server runs, and a full one
+    # (tracebacks under load) would block the server mid-request.
+    stderr_file = tempfile.NamedTemporaryFile(prefix="ipt-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    stderr_path = Path(stderr_file.name)
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=stderr_file)
+    stderr_file.close()
+    server = LiveProcess(f"http://127.0.0.1:{port}", process, stderr_path)
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {server.stderr()[-2000:]}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start within 30 s")
             time.sleep(0.1)
-        yield base
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        stderr_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def live_server(database_url: str, secret_key: str, workers: int = 1, **env: str) -> Iterator[str]:
+    """Start ``ipt serve`` on the database with the given secret; yield its base URL; stop it."""
+    with live_process(database_url, secret_key, workers, **env) as server:
+        yield server.base
