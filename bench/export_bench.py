@@ -48,45 +48,11 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import httpx
 import psycopg
+from common import BenchError, run_ipt, section, throwaway_database
 from export_seed import Pools, check_columns, seed_organization
 from sqlalchemy.dialects import postgresql
 
 from app.research.repository import ExportFilters, measure_query
-
-
-class BenchError(Exception):
-    """A failure to report in one line."""
-
-
-def section(title: str) -> None:
-    print(f"\n== {title}", flush=True)
-
-
-@contextlib.contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A new database ipt_bench_export_<random> (its URL), dropped on exit whatever happened."""
-    name = f"ipt_bench_export_{secrets.token_hex(6)}"
-    try:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        raise BenchError(f"PostgreSQL does not answer at {ADMIN_URL}: {str(exc).strip().splitlines()[0]}") from None
-    print(f"created database {name}")
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"dropped database {name}")
-
-
-def ipt(env: dict[str, str], *args: str) -> str:
-    """Run one `ipt` command; its stdout."""
-    command = [str(Path(sys.executable).parent / "ipt"), *args]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"`ipt {args[0]}` failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
 
 
 def free_port() -> int:
@@ -214,15 +180,15 @@ def versions(database_url: str) -> str:
 def run(args: argparse.Namespace) -> dict:
     check_columns()
     secret = secrets.token_urlsafe(48)
-    with throwaway_database() as database_url:
+    with throwaway_database("ipt_bench_export") as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
         env.update(IPT_DATABASE_URL=database_url, IPT_ENV="production", IPT_SECRET_KEY=secret,
                    IPT_RATE_LIMIT_PER_MINUTE="0", IPT_LOG_LEVEL="WARNING")
         section("Migrating and bootstrapping")
-        ipt(env, "db", "upgrade")
-        org_id = json.loads(ipt(env, "bootstrap", "--org", "Bench Export Organization", "--admin-email",
+        run_ipt(env, "db", "upgrade")
+        org_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Export Organization", "--admin-email",
                                 "admin@export.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
-        other_id = json.loads(ipt(env, "bootstrap", "--org", "Bench Other Organization", "--admin-email",
+        other_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Other Organization", "--admin-email",
                                   "admin@other.export.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
         section(f"Seeding {args.measures:,} measure rows (and {args.measures // 10:,} in another organization) by COPY")
         started = time.perf_counter()
@@ -235,7 +201,7 @@ def run(args: argparse.Namespace) -> dict:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         print(f"seeded in {time.perf_counter() - started:.0f} s: {counts}")
-        credentials = json.loads(ipt(env, "integration", "create", "--org", org_id, "--name", "Bench researcher",
+        credentials = json.loads(run_ipt(env, "integration", "create", "--org", org_id, "--name", "Bench researcher",
                                      "--scopes", "research:export"))
         sql = copy_sql(org_id)
         section("Serving the API (ipt serve, IPT_ENV=production, 1 worker)")

@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 OUT = BENCH / "out"  # git-ignored: logs, raw wrk output, the Lua script and id list
 RESULTS = BENCH / "RESULTS.md"
-ADMIN_URL = os.environ.get("IPT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _use_project_venv() -> None:
@@ -57,11 +56,8 @@ _use_project_venv()
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import psycopg
+from common import BenchError, ipt_command, run_ipt, section, throwaway_database
 from seed import seed
-
-
-class BenchError(Exception):
-    """A failure to report in one line."""
 
 
 # --- tools -----------------------------------------------------------------------------------
@@ -86,15 +82,6 @@ def ensure_wrk() -> str:
     return found
 
 
-def ipt_command() -> str:
-    """The `ipt` console script of this interpreter's environment."""
-    candidate = Path(sys.executable).parent / "ipt"
-    found = str(candidate) if candidate.exists() else shutil.which("ipt")
-    if not found:
-        raise BenchError("the `ipt` command is not installed; run `make install` (or `make bench`)")
-    return found
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,37 +94,6 @@ def check_port_free(port: int) -> None:
             s.bind(("127.0.0.1", port))
         except OSError:
             raise BenchError(f"port {port} on 127.0.0.1 is already in use") from None
-
-
-def section(title: str) -> None:
-    print(f"\n== {title}", flush=True)
-
-
-# --- the throwaway database --------------------------------------------------------------------
-@contextlib.contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A new database named ipt_bench_<random> (its URL), dropped on exit whatever happened."""
-    name = f"ipt_bench_{secrets.token_hex(6)}"
-    try:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        raise BenchError(f"PostgreSQL does not answer at {ADMIN_URL}: {str(exc).strip().splitlines()[0]}") from None
-    print(f"created database {name}")
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"dropped database {name}")
-
-
-def run_ipt(env: dict[str, str], *args: str) -> str:
-    """Run one `ipt` command; its stdout, or BenchError with its stderr."""
-    done = subprocess.run([ipt_command(), *args], env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"`ipt {args[0]}` failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -517,7 +473,7 @@ def bench(args: argparse.Namespace) -> int:
 
     wrk = ensure_wrk()
     OUT.mkdir(parents=True, exist_ok=True)
-    with throwaway_database() as database_url:
+    with throwaway_database("ipt_bench") as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
         env.update(
             IPT_DATABASE_URL=database_url,
