@@ -32,8 +32,19 @@ def _id_or_none(value: object) -> str | None:
 
 
 def _note_response(note: AuditNote, response: Response, template: str) -> None:
-    """What a single-resource response names, for routes that noted nothing: its id and its patient."""
-    if not 200 <= response.status_code < 300 or "etag" not in response.headers:
+    """What a single-resource response names, for routes that noted nothing: its id and its patient.
+
+    A created resource's id comes from its Location header; the body is parsed only when no
+    repository noted the patient (most reads and writes under a course or patient do).
+    """
+    if not 200 <= response.status_code < 300:
+        return
+    location = response.headers.get("location")
+    if location and note.resource_id is None:
+        note.resource_id = location.rstrip("/").rsplit("/", 1)[-1]
+        if note.patient_id is None and template.startswith("/v1/patients"):
+            note.patient_id = note.resource_id
+    if note.patient_id is not None or "etag" not in response.headers:
         return
     try:
         body = orjson.loads(response.body)
