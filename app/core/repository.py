@@ -18,6 +18,14 @@ def columns(table: Any, names: tuple[str, ...]) -> list[sa.ColumnElement]:
     return [cols[name] for name in names]
 
 
+async def one_or_404(db: AsyncConnection, query: sa.Select, message: str) -> dict[str, Any]:
+    """The query's first row as a dict, or 404 with ``message``."""
+    row = (await db.execute(query)).mappings().first()
+    if row is None:
+        raise NotFound(message)
+    return dict(row)
+
+
 async def fetch_page(db: AsyncConnection, query: sa.Select, id_column: sa.ColumnElement, page: Page) -> dict:
     """One keyset page over ids that sort in creation order (UUIDv7)."""
     if page.after is not None:

@@ -7,9 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, require_version, update_versioned
+from app.core.repository import columns, fetch_page, one_or_404, require_version, update_versioned
 from app.formulations.models import Formulation, InventoryRelationship, TimelineEvent
 
 FORMULATION_PUBLIC = ("id", "course_id", "diagnosis", "summary", "status", "agreed_on", "problem_areas", "version",
@@ -54,10 +53,7 @@ def _relationship(course_id: str, relationship_id: str) -> sa.ColumnElement[bool
 
 async def get_relationship(db: AsyncConnection, course_id: str, relationship_id: str) -> dict[str, Any]:
     """One relationship of the course's inventory, or 404."""
-    row = (await db.execute(sa.select(*_inventory).where(_relationship(course_id, relationship_id)))).mappings().first()
-    if row is None:
-        raise NotFound("No such relationship in this inventory.")
-    return dict(row)
+    return await one_or_404(db, sa.select(*_inventory).where(_relationship(course_id, relationship_id)), "No such relationship in this inventory.")
 
 
 async def list_relationships(db: AsyncConnection, course_id: str, page: Page) -> dict:

@@ -13,7 +13,7 @@ from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
 from app.core.ids import utcnow
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, update_versioned
+from app.core.repository import columns, fetch_page, one_or_404, update_versioned
 from app.identity.models import AppUser, Integration, Organization, RefreshToken
 
 ORG_PUBLIC = ("id", "name", "data_use_agreement", "version", "created_at", "updated_at")
@@ -38,10 +38,7 @@ async def create_organization(db: AsyncConnection, name: str) -> dict[str, Any]:
 
 async def get_organization(db: AsyncConnection, org_id: str) -> dict[str, Any]:
     """The organization, or 404."""
-    row = (await db.execute(sa.select(*_org).where(Organization.id == org_id))).mappings().first()
-    if row is None:
-        raise NotFound("No such organization.")
-    return dict(row)
+    return await one_or_404(db, sa.select(*_org).where(Organization.id == org_id), "No such organization.")
 
 
 async def update_organization(db: AsyncConnection, org_id: str, version: int, changes: dict) -> dict[str, Any]:
@@ -98,10 +95,7 @@ async def active_user(db: AsyncConnection, user_id: str) -> Any:
 async def get_user(db: AsyncConnection, org_id: str, user_id: str) -> dict[str, Any]:
     """One user of the organization, or 404."""
     query = sa.select(*_user).where(AppUser.id == user_id, AppUser.organization_id == org_id)
-    row = (await db.execute(query)).mappings().first()
-    if row is None:
-        raise NotFound("No such user.")
-    return dict(row)
+    return await one_or_404(db, query, "No such user.")
 
 
 async def list_users(db: AsyncConnection, org_id: str, page: Page) -> dict:
@@ -151,10 +145,7 @@ def _live_integration(org_id: str, integration_id: str) -> sa.ColumnElement[bool
 
 async def get_integration(db: AsyncConnection, org_id: str, integration_id: str) -> dict[str, Any]:
     """One live integration of the organization, or 404."""
-    row = (await db.execute(sa.select(*_integration).where(_live_integration(org_id, integration_id)))).mappings().first()
-    if row is None:
-        raise NotFound("No such integration.")
-    return dict(row)
+    return await one_or_404(db, sa.select(*_integration).where(_live_integration(org_id, integration_id)), "No such integration.")
 
 
 async def list_integrations(db: AsyncConnection, org_id: str, page: Page) -> dict:

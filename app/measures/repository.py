@@ -8,10 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound
 from app.core.ids import utcnow
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page
+from app.core.repository import columns, fetch_page, one_or_404
 from app.measures.models import Measure, RiskAcknowledgement
 from app.sessions.models import TherapySession
 
@@ -35,10 +34,7 @@ async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
 async def get(db: AsyncConnection, course_id: str, measure_id: str) -> dict[str, Any]:
     """One measure of the course, or 404."""
     query = sa.select(*_public).where(Measure.id == measure_id, Measure.course_id == course_id)
-    row = (await db.execute(query)).mappings().first()
-    if row is None:
-        raise NotFound("No such measure in this course.")
-    return dict(row)
+    return await one_or_404(db, query, "No such measure in this course.")
 
 
 async def list_page(db: AsyncConnection, course_id: str, page: Page, instrument: str | None) -> dict:

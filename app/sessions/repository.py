@@ -7,9 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, update_versioned
+from app.core.repository import columns, fetch_page, one_or_404, update_versioned
 from app.sessions.models import TherapySession
 
 PUBLIC = ("id", "course_id", "number", "held_on", "attendance", "modality", "duration_minutes",
@@ -27,10 +26,7 @@ async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
 async def get(db: AsyncConnection, course_id: str, session_id: str) -> dict[str, Any]:
     """One session of the course, or 404."""
     query = sa.select(*_public).where(TherapySession.id == session_id, TherapySession.course_id == course_id)
-    row = (await db.execute(query)).mappings().first()
-    if row is None:
-        raise NotFound("No such session.")
-    return dict(row)
+    return await one_or_404(db, query, "No such session.")
 
 
 async def list_page(db: AsyncConnection, course_id: str, page: Page) -> dict:

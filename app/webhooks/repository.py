@@ -8,10 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import NotFound
 from app.core.ids import new_id, utcnow
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page, require_version, update_versioned
+from app.core.repository import columns, fetch_page, one_or_404, require_version, update_versioned
 from app.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 PUBLIC = ("id", "url", "events", "active", "version", "created_at", "updated_at")
@@ -34,10 +33,7 @@ async def create(db: AsyncConnection, organization_id: str, values: dict[str, An
 
 async def get(db: AsyncConnection, organization_id: str, subscription_id: str) -> dict[str, Any]:
     """One subscription of the organization, or 404."""
-    row = (await db.execute(sa.select(*_public).where(_mine(organization_id, subscription_id)))).mappings().first()
-    if row is None:
-        raise NotFound("No such webhook.")
-    return dict(row)
+    return await one_or_404(db, sa.select(*_public).where(_mine(organization_id, subscription_id)), "No such webhook.")
 
 
 async def list_page(db: AsyncConnection, organization_id: str, page: Page) -> dict:
@@ -75,10 +71,7 @@ async def get_delivery(db: AsyncConnection, subscription_id: str, delivery_id: s
         .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == subscription_id)
     )
-    row = (await db.execute(query)).mappings().first()
-    if row is None:
-        raise NotFound("No such delivery.")
-    return dict(row)
+    return await one_or_404(db, query, "No such delivery.")
 
 
 async def schedule_retry(db: AsyncConnection, delivery_id: str) -> None:
