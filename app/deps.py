@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.fastsql import Statement
+from app.identity import accounts
 from app.identity.models import AppUser, Integration
 from app.identity.roles import scopes_for_roles
 
@@ -58,25 +59,38 @@ Db = Annotated[AsyncConnection, Depends(get_db)]
 async def get_principal(
     request: Request, db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller of the token the pipeline verified, re-read so deactivation bites at once."""
+    """The caller of the token the pipeline verified, checked against its account so deactivation bites at once."""
     claims = getattr(request.state, "claims", None)
     if credentials is None or claims is None:
         raise Unauthenticated("A valid bearer token is required." if credentials is None else "The bearer token is invalid or expired.")
-    params = {"sub": claims.sub, "org": claims.org}
     if claims.kind == "user":
-        row = await _user_q.first(db, params)
+        row = await _account(request, db, _user_q, claims)
         if row is None or not row["active"]:
             raise Unauthenticated("The account is not active.")
         roles = tuple(row["roles"])
         granted = scopes_for_roles(roles)
     else:
-        row = await _integration_q.first(db, params)
+        row = await _account(request, db, _integration_q, claims)
         if row is None:
             raise Unauthenticated("The integration has been revoked.")
         roles, granted = (), frozenset(row["scopes"])
     principal = Principal(claims.kind, claims.sub, claims.org, claims.scopes & granted, roles)
     request.state.principal = principal
     return principal
+
+
+async def _account(request: Request, db: AsyncConnection, query: Statement, claims: Any) -> dict | None:
+    """The caller's account row: from the process's cache when it is live (app.identity.accounts), else read."""
+    cache = request.app.state.accounts
+    account = accounts.key(claims.kind, claims.sub)
+    row = cache.get(account)
+    if row is not None and row["organization_id"] == claims.org:
+        return row
+    generation = cache.generation
+    row = await query.first(db, {"sub": claims.sub, "org": claims.org})
+    if row is not None:
+        cache.put(account, row | {"organization_id": claims.org}, generation)
+    return row
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -26,6 +26,7 @@ from app.courses import router as courses
 from app.fhir import router as fhir
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
+from app.identity.accounts import AccountCache
 from app.measures import router as measures
 from app.patients import router as patients
 from app.research import router as research
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
+        if not settings.is_sqlite:
+            tasks.append(asyncio.create_task(app.state.accounts.listen(settings.libpq_url)))
         if settings.background_tasks:
             tasks.append(asyncio.create_task(housekeeping_loop(app.state.engine)))
         if settings.background_tasks and settings.webhook_worker:
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = make_rate_limiter(settings.redis_url)
     app.state.login_limiter = app.state.rate_limiter
     app.state.metrics = Metrics()
+    app.state.accounts = AccountCache()
     handlers.install(app)
     openapi.install(app)
     app.include_router(auth_router.me_router)

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         """The URL with the sync driver that migrations and the CLI use."""
         return _with_driver(self.database_url, "sqlite", "postgresql+psycopg")
 
+    @property
+    def libpq_url(self) -> str:
+        """The PostgreSQL URL as psycopg takes it, for connections the app opens outside its pool."""
+        return _with_driver(self.database_url, "sqlite", "postgresql")
+
 
 def _with_driver(url: str, sqlite_scheme: str, postgres_scheme: str) -> str:
     scheme, sep, rest = url.partition("://")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -99,8 +102,43 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
     async with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.sync_connection.info["sqlite_begin"] = "IMMEDIATE" if write else "DEFERRED"  # type: ignore[union-attr]
-        async with conn.begin():
+            async with conn.begin():
+                yield conn
+            return
+        # PostgreSQL: psycopg begins implicitly at the first statement. Most requests run only the
+        # compiled statements of app.core.fastsql straight on psycopg, so SQLAlchemy never began a
+        # transaction of its own; then commit (or roll back) on psycopg directly, skipping its layer.
+        try:
             yield conn
+        except BaseException:
+            with contextlib.suppress(sa.exc.DBAPIError):  # the error that got us here is the one to report
+                await _finish(conn, commit=False)
+            raise
+        await _finish(conn, commit=True)
+
+
+async def _finish(conn: AsyncConnection, *, commit: bool) -> None:
+    """Commit or roll back a PostgreSQL transaction, through SQLAlchemy only if it began one."""
+    if conn.in_transaction():
+        await (conn.commit() if commit else conn.rollback())
+        return
+    driver = driver_connection(conn)
+    try:
+        await (driver.commit() if commit else driver.rollback())
+    except psycopg.Error as exc:
+        if driver.broken:
+            await conn.invalidate()  # never hand a dead connection to the next request
+        raise as_dbapi_error(exc, "COMMIT" if commit else "ROLLBACK", None) from exc
+
+
+def driver_connection(conn: AsyncConnection) -> psycopg.AsyncConnection:
+    """The psycopg connection under a checked-out SQLAlchemy connection (no greenlet hop)."""
+    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+
+
+def as_dbapi_error(exc: psycopg.Error, sql: str, params: Any) -> sa.exc.DBAPIError:
+    """The exception SQLAlchemy would have raised (OperationalError, IntegrityError, ...), so one set of handlers maps it."""
+    return sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error)
 
 
 async def insert_ignoring_conflicts(

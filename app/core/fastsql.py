@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.db import as_dbapi_error, driver_connection
+
 
 class Statement:
     """A SQLAlchemy Core statement with its PostgreSQL text compiled once."""
@@ -26,6 +28,7 @@ class Statement:
         self.json_params = json_params
         self._sql: str | None = None
         self._defaults: dict[str, Any] = {}
+        self._names: tuple[str, ...] | None = None  # the result's column names, read once from the first run
 
     def _compiled(self, dialect: sa.Dialect) -> str:
         if self._sql is None:
@@ -44,18 +47,17 @@ class Statement:
         for name in self.json_params:
             if values.get(name) is not None:
                 values[name] = Json(values[name])
-        raw = await db.get_raw_connection()
         try:
-            async with raw.driver_connection.cursor() as cursor:
+            async with driver_connection(db).cursor() as cursor:
                 await cursor.execute(sql, values, prepare=True)
-                if cursor.description is None:
+                if self._names is None:
+                    self._names = tuple(column.name for column in cursor.description or ())
+                if not self._names:
                     return []
-                names = [column.name for column in cursor.description]
+                names = self._names
                 return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
         except psycopg.Error as exc:
-            # The same exception SQLAlchemy would raise (OperationalError, IntegrityError, ...), so the
-            # one set of handlers maps it (503, 409, ...).
-            raise sa.exc.DBAPIError.instance(sql, values, exc, psycopg.Error) from exc
+            raise as_dbapi_error(exc, sql, values) from exc
 
     async def first(self, db: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row, or None."""

@@ -14,7 +14,7 @@ from app.core.pagination import Page, page_params
 from app.core.pipeline import AuditedRoute
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin
-from app.identity import repository
+from app.identity import accounts, repository
 from app.identity.schemas import (
     IntegrationCreate,
     IntegrationCreated,
@@ -70,6 +70,7 @@ async def update_user(user_id: str, body: UserUpdate, request: Request, db: Db, 
     version = required_version(request)
     changes = body.changes()
     user = await repository.update_user(db, admin.organization_id, user_id, version, changes)
+    request.app.state.accounts.evict(accounts.key("user", user_id))  # here at once; other processes on NOTIFY
     if changes.get("active") is False:
         await repository.revoke_user_tokens(db, user_id)
     return resource(user)
@@ -112,4 +113,5 @@ async def delete_integration(integration_id: str, request: Request, db: Db, admi
     """Revoke an integration: its tokens stop working at their next request. Needs If-Match."""
     version = required_version(request)
     await repository.revoke_integration(db, admin.organization_id, integration_id, version)
+    request.app.state.accounts.evict(accounts.key("integration", integration_id))  # here at once; others on NOTIFY
     return Response(status_code=204)
