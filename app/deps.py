@@ -57,12 +57,17 @@ Db = Annotated[AsyncConnection, Depends(get_db)]
 
 
 async def get_principal(
-    request: Request, db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The caller of the token the pipeline verified, checked against its account so deactivation bites at once."""
+    return await _principal(request, credentials is not None)
+
+
+async def _principal(request: Request, has_credentials: bool) -> Principal:
     claims = getattr(request.state, "claims", None)
-    if credentials is None or claims is None:
-        raise Unauthenticated("A valid bearer token is required." if credentials is None else "The bearer token is invalid or expired.")
+    if not has_credentials or claims is None:
+        raise Unauthenticated("The bearer token is invalid or expired." if has_credentials else "A valid bearer token is required.")
+    db = request.state.db
     if claims.kind == "user":
         row = await _account(request, db, _user_q, claims)
         if row is None or not row["active"]:
@@ -99,7 +104,11 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 def scoped(scope: str):
     """A dependency returning the caller once it holds ``scope``."""
 
-    async def dependency(principal: CurrentPrincipal) -> Principal:
+    # One level of dependencies, not two: FastAPI's resolution costs per dependency, on every request.
+    async def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        principal = await _principal(request, credentials is not None)
         principal.require(scope)
         return principal
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse
+from fastapi.routing import APIRoute
 
 from app.core.errors import Unavailable
 from app.core.http import JSON
 from app.core.openapi import errors
+from app.core.routing import api_router
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"], route_class=APIRoute)
 
 
 @router.get("/healthz")

@@ -20,7 +20,7 @@ PUBLIC = ("id", "at", "actor_type", "actor_id", "organization_id", "action", "re
 _public = columns(AuditEvent, PUBLIC)
 _insert = Statement(sa.insert(AuditEvent).values({name: sa.bindparam(name) for name in (
     "id", "organization_id", "at", "actor_type", "actor_id", "action", "resource_type", "resource_id",
-    "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}), json_params=("details",))
+    "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}))
 # Only the columns the audit log needs, so this module does not import the courses domain.
 _course = sa.table("course", sa.column("id"), sa.column("organization_id"), sa.column("patient_id"))
 

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from app.audit import repository
@@ -14,11 +14,11 @@ from app.core.errors import Unprocessable
 from app.core.http import JSON
 from app.core.openapi import AUTH, errors
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, Principal, scoped
 
-router = APIRouter(tags=["audit"], route_class=AuditedRoute)
+router = api_router(tags=["audit"])
 AuditReader = Annotated[Principal, scoped("audit:read")]
 Action = Literal["read", "create", "update", "delete", "export", "login", "login_failed", "denied"]
 

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
-        """The URL with the async driver the app uses (aiosqlite, psycopg)."""
-        return _with_driver(self.database_url, "sqlite+aiosqlite", "postgresql+psycopg")
+        """The URL with the async driver the app uses (aiosqlite, asyncpg)."""
+        return _with_driver(self.database_url, "sqlite+aiosqlite", "postgresql+asyncpg")
 
     @property
     def sync_database_url(self) -> str:

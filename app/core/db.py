@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -45,7 +44,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=False,  # a round trip on every request: _ping_when_idle pings only where it pays
-        connect_args={"connect_timeout": 5},
+        connect_args={"timeout": 5},  # seconds to connect (asyncpg)
     )
     _ping_when_idle(engine.sync_engine.pool)
     return engine
@@ -99,15 +98,14 @@ def _sqlite_pragmas(sync_engine: sa.Engine) -> None:
 @asynccontextmanager
 async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[AsyncConnection]:
     """One transaction: committed when the block ends normally, rolled back on any error."""
-    async with engine.connect() as conn:
+    async with _connect(engine) as conn:
         if engine.dialect.name == "sqlite":
             conn.sync_connection.info["sqlite_begin"] = "IMMEDIATE" if write else "DEFERRED"  # type: ignore[union-attr]
             async with conn.begin():
                 yield conn
             return
-        # PostgreSQL: psycopg begins implicitly at the first statement. Most requests run only the
-        # compiled statements of app.core.fastsql straight on psycopg, so SQLAlchemy never began a
-        # transaction of its own; then commit (or roll back) on psycopg directly, skipping its layer.
+        # PostgreSQL: most requests run only app.core.fastsql's statements, straight on asyncpg, so
+        # SQLAlchemy never began a transaction of its own; then end it on asyncpg, skipping its layer.
         try:
             yield conn
         except BaseException:
@@ -117,28 +115,81 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
         await _finish(conn, commit=True)
 
 
+@asynccontextmanager
+async def _connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection; a server that cannot be reached is OperationalError (503), as with any DBAPI error."""
+    try:
+        conn = await engine.connect()
+    except (OSError, TimeoutError) as exc:  # asyncpg raises these on connect, not a DBAPI error
+        raise sa.exc.OperationalError("connect", None, exc) from exc
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+# --- asyncpg under SQLAlchemy ---------------------------------------------------------------
+# SQLAlchemy's asyncpg adapter begins a transaction lazily, at the first statement it runs, and
+# keeps it in `_transaction`. Statements run on asyncpg directly (app.core.fastsql) join the same
+# transaction through the adapter's own begin, commit and error translation, so the two paths can
+# never disagree about the transaction. These are the adapter's private methods (SQLAlchemy 2.1,
+# pinned below 2.2); the whole suite runs through them on PostgreSQL.
+
+
+def asyncpg_adapter(conn: AsyncConnection) -> Any:
+    """SQLAlchemy's adapter around the asyncpg connection of a checked-out connection."""
+    if conn.invalidated:  # reading .connection would reconnect, which needs SQLAlchemy's greenlet
+        raise sa.exc.OperationalError("connection", None, ConnectionError("the connection was lost"))
+    return conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+
+
+async def begin_on_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection, inside the transaction (begun here unless it already was)."""
+    adapter = asyncpg_adapter(conn)
+    if adapter._transaction is None:
+        try:
+            await adapter._start_transaction()
+        except Exception as exc:
+            raise await driver_error(conn, exc, "BEGIN", None) from exc
+    return adapter._connection
+
+
 async def _finish(conn: AsyncConnection, *, commit: bool) -> None:
-    """Commit or roll back a PostgreSQL transaction, through SQLAlchemy only if it began one."""
+    """Commit or roll back, through SQLAlchemy only if it began a transaction of its own."""
     if conn.in_transaction():
         await (conn.commit() if commit else conn.rollback())
         return
-    driver = driver_connection(conn)
+    if conn.invalidated and not commit:
+        return  # the connection died with the transaction on it: nothing left to roll back
+    adapter = asyncpg_adapter(conn)
+    if adapter._transaction is None:
+        return  # no statement ran
+    end = adapter._transaction.commit if commit else adapter._transaction.rollback
     try:
-        await (driver.commit() if commit else driver.rollback())
-    except psycopg.Error as exc:
-        if driver.broken:
-            await conn.invalidate()  # never hand a dead connection to the next request
-        raise as_dbapi_error(exc, "COMMIT" if commit else "ROLLBACK", None) from exc
+        await adapter._call_and_discard(end)
+    except Exception as exc:
+        raise await driver_error(conn, exc, "COMMIT" if commit else "ROLLBACK", None) from exc
 
 
-def driver_connection(conn: AsyncConnection) -> psycopg.AsyncConnection:
-    """The psycopg connection under a checked-out SQLAlchemy connection (no greenlet hop)."""
-    return conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+async def driver_error(conn: AsyncConnection, exc: Exception, sql: str, params: Any) -> sa.exc.StatementError:
+    """The exception SQLAlchemy would have raised for an asyncpg error, so one set of handlers maps it.
 
-
-def as_dbapi_error(exc: psycopg.Error, sql: str, params: Any) -> sa.exc.DBAPIError:
-    """The exception SQLAlchemy would have raised (OperationalError, IntegrityError, ...), so one set of handlers maps it."""
-    return sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error)
+    A connection the error left dead is invalidated, so the pool never hands it out again.
+    """
+    dbapi = conn.dialect.loaded_dbapi
+    if conn.invalidated:
+        return sa.exc.DBAPIError.instance(sql, params, dbapi.OperationalError(str(exc)), dbapi.Error, connection_invalidated=True)
+    adapter = asyncpg_adapter(conn)
+    try:
+        adapter._handle_exception(exc)
+    except Exception as translated:  # noqa: BLE001 - the adapter raises its translation
+        dbapi_error = translated
+    if not isinstance(dbapi_error, dbapi.Error):  # a socket error, a timeout: the server is out of reach
+        dbapi_error = dbapi.OperationalError(f"{type(exc).__name__}: {exc}")
+    dead = conn.dialect.is_disconnect(dbapi_error, adapter, None)
+    if dead:
+        await conn.invalidate()
+    return sa.exc.DBAPIError.instance(sql, params, dbapi_error, dbapi.Error, connection_invalidated=dead)
 
 
 async def insert_ignoring_conflicts(

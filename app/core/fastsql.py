@@ -1,40 +1,60 @@
-"""The hot path's statements on PostgreSQL, run straight on the psycopg connection.
+"""The hot path's statements on PostgreSQL, run straight on the asyncpg connection.
 
 SQLAlchemy's async layer costs several times the driver's own work per statement (a greenlet
-hop, cache-key generation, result wrapping). The few statements every request runs (the caller
-check, reading one course or patient, the audit insert) are compiled once and executed on the
-transaction's own psycopg connection, inside the same transaction. Elsewhere (and on SQLite)
-they go through SQLAlchemy as usual. Results are the same either way: psycopg already returns
-dates, timestamps, booleans and parsed JSON.
+hop, cache-key generation, result wrapping). The few statements every request runs (reading one
+course or patient, the audit insert, the caller check when its account is not cached) are
+compiled once and executed on the transaction's own asyncpg connection, inside the same
+transaction (app.core.db's bridge). Elsewhere (and on SQLite) they go through SQLAlchemy as usual.
+Results are the same either way: values are bound through SQLAlchemy's own bind processors, and
+asyncpg returns dates, timestamps, booleans and (with SQLAlchemy's codec) parsed JSON.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import Json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import as_dbapi_error, driver_connection
+from app.core.db import begin_on_driver, driver_error
+
+Binds = list[tuple[str, Any, "Callable[[Any], Any] | None"]]  # in $n order: name, default value, bind processor
+
+
+def _compile(statement: sa.Executable, dialect: sa.Dialect) -> tuple[str, Binds]:
+    compiled = statement.compile(dialect=dialect)
+    defaults = compiled.params
+    binds = [(name, defaults.get(name), compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+             for name in compiled.positiontup or ()]
+    return str(compiled), binds
+
+
+def _arguments(binds: Binds, params: dict[str, Any]) -> list[Any]:
+    args = []
+    for name, default, process in binds:
+        value = params.get(name, default)
+        args.append(process(value) if process is not None and value is not None else value)
+    return args
+
+
+def for_driver(statement: sa.Executable, dialect: sa.Dialect) -> tuple[str, list[Any]]:
+    """A statement built per request (its values bound in it) as asyncpg takes it: SQL text and arguments."""
+    sql, binds = _compile(statement, dialect)
+    return sql, _arguments(binds, {})
 
 
 class Statement:
     """A SQLAlchemy Core statement with its PostgreSQL text compiled once."""
 
-    def __init__(self, statement: sa.Executable, json_params: tuple[str, ...] = ()) -> None:
+    def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
-        self.json_params = json_params
         self._sql: str | None = None
-        self._defaults: dict[str, Any] = {}
-        self._names: tuple[str, ...] | None = None  # the result's column names, read once from the first run
+        self._binds: Binds = []
 
     def _compiled(self, dialect: sa.Dialect) -> str:
         if self._sql is None:
-            compiled = self.statement.compile(dialect=dialect)
-            self._defaults = dict(compiled.params)
-            self._sql = str(compiled)
+            self._sql, self._binds = _compile(self.statement, dialect)
         return self._sql
 
     async def rows(self, db: AsyncConnection, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,21 +63,13 @@ class Statement:
             result = await db.execute(self.statement, params)
             return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
         sql = self._compiled(db.dialect)
-        values = {**self._defaults, **params}
-        for name in self.json_params:
-            if values.get(name) is not None:
-                values[name] = Json(values[name])
+        args = _arguments(self._binds, params)
+        driver = await begin_on_driver(db)
         try:
-            async with driver_connection(db).cursor() as cursor:
-                await cursor.execute(sql, values, prepare=True)
-                if self._names is None:
-                    self._names = tuple(column.name for column in cursor.description or ())
-                if not self._names:
-                    return []
-                names = self._names
-                return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-        except psycopg.Error as exc:
-            raise as_dbapi_error(exc, sql, values) from exc
+            records = await driver.fetch(sql, *args)
+        except Exception as exc:
+            raise await driver_error(db, exc, sql, args) from exc
+        return [dict(record) for record in records]
 
     async def first(self, db: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row, or None."""

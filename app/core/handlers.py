@@ -90,10 +90,17 @@ async def _integrity(request: Request, exc: IntegrityError) -> Response:
     return _respond(request, 409, body)
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The PostgreSQL error code, whichever driver raised it ("" when there is none)."""
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
 async def _database_error(request: Request, exc: DBAPIError) -> Response:
-    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+    state = _sqlstate(exc)
+    # 08: connection failures; 57P01-57P03: the server is shutting down or not yet accepting connections.
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated or state.startswith(("08", "57P")):
         return await _database_down(request, exc)
-    if isinstance(exc, DataError):
+    if isinstance(exc, DataError) or state.startswith("22"):  # 22: data exceptions (asyncpg's are not DataError)
         # A value the database cannot take (PostgreSQL refuses NUL in text): the request's fault, not a 500.
         log.warning("database refused a value: %s", type(exc.orig).__name__)
         detail = "The request holds a value the database cannot store, such as a NUL character."

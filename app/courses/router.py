@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from app import rules
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository, service
 from app.courses.models import CourseExtension, CourseTransition
@@ -28,7 +28,7 @@ from app.courses.schemas import (
 )
 from app.deps import ClinicalReader, ClinicalWriter, CurrentPrincipal, Db
 
-router = APIRouter(tags=["courses"], route_class=AuditedRoute)
+router = api_router(tags=["courses"])
 RULES = errors(*AUTH, 400, 404, 409, 412)
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from app.audit import context as audit
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.deps import ClinicalReader, CurrentPrincipal, Db
 from app.fhir import service
 from app.fhir.errors import FhirJSON
 from app.fhir.schemas import FhirBundle, FhirCodeSystem, FhirEpisodeOfCare, outcomes
 
-router = APIRouter(prefix="/fhir/r4", tags=["fhir"], route_class=AuditedRoute, default_response_class=FhirJSON)
+router = api_router(prefix="/fhir/r4", tags=["fhir"], default_response_class=FhirJSON)
 ERRORS = outcomes(401, 403, 404, 422, 429, 503)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from app.core.errors import NotFound
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository as courses
 from app.deps import ClinicalReader, ClinicalWriter, Db
@@ -26,7 +26,7 @@ from app.formulations.schemas import (
     TimelinePublic,
 )
 
-router = APIRouter(prefix="/v1/courses/{course_id}", tags=["formulation"], route_class=AuditedRoute)
+router = api_router(prefix="/v1/courses/{course_id}", tags=["formulation"])
 CHANGE = errors(*AUTH, 400, 404, 409, 412, 428)
 
 

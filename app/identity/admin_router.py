@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin
 from app.identity import accounts, repository
@@ -27,7 +27,7 @@ from app.identity.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/v1", tags=["admin"], route_class=AuditedRoute)
+router = api_router(prefix="/v1", tags=["admin"])
 
 
 @router.get("/organization", response_model=OrganizationPublic, responses=errors(*AUTH))

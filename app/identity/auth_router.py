@@ -6,7 +6,8 @@ import base64
 import binascii
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
+from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from app.audit import writer as audit
@@ -15,13 +16,13 @@ from app.core.db import transaction
 from app.core.errors import NotFound, RateLimited
 from app.core.http import JSON
 from app.core.openapi import errors
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.deps import CurrentPrincipal
 from app.identity import tokens
 from app.identity.schemas import Me, OAuthError, TokenResponse
 
-router = APIRouter(tags=["auth"])
-me_router = APIRouter(tags=["auth"], route_class=AuditedRoute)
+router = api_router(tags=["auth"], route_class=APIRoute)
+me_router = api_router(tags=["auth"])
 
 _TOKEN_FORM = {
     "requestBody": {

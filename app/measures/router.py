@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from starlette.responses import Response
 
 from app import instruments
@@ -12,7 +12,7 @@ from app.core.errors import NotFound
 from app.core.http import JSON, resource
 from app.core.openapi import AUTH, errors
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import ClinicalReader, ClinicalWriter, CurrentPrincipal, Db
 from app.measures import service
@@ -26,8 +26,8 @@ from app.measures.schemas import (
     RiskAcknowledgementPublic,
 )
 
-catalogue = APIRouter(prefix="/v1/instruments", tags=["instruments"], route_class=AuditedRoute)
-measures = APIRouter(prefix="/v1/courses/{course_id}", tags=["measures"], route_class=AuditedRoute)
+catalogue = api_router(prefix="/v1/instruments", tags=["instruments"])
+measures = api_router(prefix="/v1/courses/{course_id}", tags=["measures"])
 SVG = {200: {"description": "The chart as SVG.", "content": {"image/svg+xml": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -99,6 +99,4 @@ async def list_risk_acknowledgements(
     return JSON(await service.list_acknowledgements(db, principal, course_id, page))
 
 
-router = APIRouter()  # the one router app.main includes, like every other domain's
-router.include_router(catalogue)
-router.include_router(measures)
+routers = (measures, catalogue)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import ClinicalReader, ClinicalWriter, Db
 from app.patients import repository
 from app.patients.schemas import PatientCreate, PatientPublic, PatientUpdate
 
-router = APIRouter(prefix="/v1/patients", tags=["patients"], route_class=AuditedRoute)
+router = api_router(prefix="/v1/patients", tags=["patients"])
 
 
 @router.post("", status_code=201, response_model=PatientPublic, responses=errors(*AUTH, 400, 409))

@@ -8,7 +8,6 @@ never a name, an external id, a note, a summary, a label or a diagnosis.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from app.core.db import begin_on_driver, driver_error
+from app.core.fastsql import for_driver
 from app.courses.models import Course
 from app.formulations.models import Formulation
 from app.measures.models import Measure
@@ -126,10 +127,10 @@ async def stream(db: AsyncConnection, dataset: str, organization_id: str, filter
                  batch: int | None = None) -> AsyncIterator[Sequence[Sequence[Any]]]:
     """The export's raw rows in batches of tuples, from a server-side cursor; memory holds one batch.
 
-    On PostgreSQL the query runs in a named psycopg cursor on the connection's own driver
-    connection, fetched ``batch`` rows at a time as plain tuples: SQLAlchemy's row objects and
+    On PostgreSQL the query runs in a server-side cursor on the connection's own asyncpg
+    connection, fetched ``batch`` rows at a time as records: SQLAlchemy's row objects and
     result processing cost more per row than the export itself, and its streaming fetched in
-    small pieces. Every value the query selects arrives from psycopg in its final Python type
+    small pieces. Every value the query selects arrives from asyncpg in its final Python type
     (the total is cast to float, JSON to text). On SQLite, SQLAlchemy's own streaming result
     turns stored text into dates.
     """
@@ -147,26 +148,27 @@ async def stream(db: AsyncConnection, dataset: str, organization_id: str, filter
         await result.close()
 
 
-async def _postgres_batches(db: AsyncConnection, query: sa.Select, batch: int) -> AsyncIterator[list[tuple]]:
-    """Batches from a named cursor, the next one already asked for while the caller works on the last.
+async def _postgres_batches(db: AsyncConnection, query: sa.Select, batch: int) -> AsyncIterator[list]:
+    """Batches from a server-side cursor, the next one already asked for while the caller works on the last.
 
     FETCH is request-and-answer: without asking ahead, PostgreSQL would sit idle while Python
     encodes a batch, and Python while PostgreSQL produces the next one.
     """
-    compiled = query.compile(dialect=db.dialect)
-    raw = await db.get_raw_connection()
-    driver = raw.driver_connection  # psycopg.AsyncConnection, inside the transaction SQLAlchemy began
-    async with driver.cursor(name=f"research_export_{uuid.uuid4().hex[:12]}") as cursor:
-        await cursor.execute(str(compiled), compiled.params)
-        ahead = asyncio.ensure_future(cursor.fetchmany(batch))
-        try:
-            while rows := await ahead:
-                ahead = asyncio.ensure_future(cursor.fetchmany(batch))
-                await asyncio.sleep(0)  # let the task send its FETCH before the caller takes the CPU
-                yield rows
-        finally:
-            # Stopped early (the client went away): let the FETCH in flight finish rather than cut the
-            # connection off mid-answer, then close the cursor; at most one batch more is read.
-            await asyncio.wait([ahead])
-            if not ahead.cancelled():
-                ahead.exception()  # retrieved, so asyncio does not log it
+    sql, args = for_driver(query, db.dialect)
+    driver = await begin_on_driver(db)  # asyncpg's cursors live inside the request's transaction
+    try:
+        cursor = await driver.cursor(sql, *args)
+    except Exception as exc:
+        raise await driver_error(db, exc, sql, args) from exc
+    ahead = asyncio.ensure_future(cursor.fetch(batch))
+    try:
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(batch))
+            await asyncio.sleep(0)  # let the task send its FETCH before the caller takes the CPU
+            yield rows
+    finally:
+        # Stopped early (the client went away): let the FETCH in flight finish rather than cut the
+        # connection off mid-answer; at most one batch more is read. The cursor ends with the transaction.
+        await asyncio.wait([ahead])
+        if not ahead.cancelled():
+            ahead.exception()  # retrieved, so asyncio does not log it

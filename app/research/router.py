@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
@@ -18,13 +18,13 @@ from app.audit.context import AuditNote
 from app.core.errors import RateLimited
 from app.core.http import JSON
 from app.core.openapi import AUTH, errors
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.deps import Db, OrgAdmin, Principal, scoped
 from app.research import columns, service
 from app.research.encoding import MEDIA_TYPES
 from app.research.schemas import DictionaryPublic, ExportParams
 
-router = APIRouter(prefix="/v1/research", tags=["research"], route_class=AuditedRoute)
+router = api_router(prefix="/v1/research", tags=["research"])
 Researcher = Annotated[Principal, scoped("research:export")]
 log = logging.getLogger("ipt.research")
 

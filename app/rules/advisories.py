@@ -6,7 +6,7 @@ are also silent on a closed course, where S6 forbids recording a measure, while
 `risk_flag_open` stays until the flag is acknowledged, open course or not.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 from app.rules.snapshot import CourseSnapshot, MeasureFacts
@@ -25,7 +25,7 @@ class Advisory:
 
     def as_dict(self) -> dict:
         """The advisory as JSON-ready data."""
-        return asdict(self)
+        return {"code": self.code, "message": self.message}  # not dataclasses.asdict: it deep-copies
 
 
 def advisories(

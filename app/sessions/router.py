@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository as courses
 from app.deps import ClinicalReader, ClinicalWriter, Db
 from app.sessions import repository, service
 from app.sessions.schemas import SessionCreate, SessionPublic, SessionUpdate
 
-router = APIRouter(prefix="/v1/courses/{course_id}/sessions", tags=["sessions"], route_class=AuditedRoute)
+router = api_router(prefix="/v1/courses/{course_id}/sessions", tags=["sessions"])
 
 
 @router.post("", status_code=201, response_model=SessionPublic, responses=errors(*AUTH, 400, 404, 409))

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.pipeline import AuditedRoute
+from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, Principal, scoped
 from app.webhooks import repository
 from app.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic, WebhookUpdate
 from app.webhooks.signing import check_url, new_secret
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=AuditedRoute)
+router = api_router(prefix="/v1/webhooks", tags=["webhooks"])
 Manager = Annotated[Principal, scoped("webhooks:manage")]
 
 

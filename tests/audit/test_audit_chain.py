@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -108,7 +109,7 @@ async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app,
 
 
 @pytest.mark.parametrize("column, value", [("ip", "10.9.8.7"), ("user_agent", "x"), ("actor_id", None),
-                                           ("patient_id", "p"), ("outcome", 200), ("at", "2020-01-01 00:00:00")])
+                                           ("patient_id", "p"), ("outcome", 200), ("at", datetime(2020, 1, 1, tzinfo=UTC))])
 async def test_a_change_to_any_hashed_column_breaks_the_chain(app, client, column, value):
     org = await _org_with_events(app, client, 3)
     await seal_audit_log(app.state.engine)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -170,7 +170,7 @@ async def test_a_key_older_than_24_hours_runs_again(app, client, world):
     async with app.state.engine.begin() as db:
         changed = await db.execute(
             sa.text("UPDATE idempotency_record SET created_at = :c, expires_at = :e WHERE principal = :p AND key = :k"),
-            {"c": "2020-01-01 00:00:00", "e": "2020-01-02 00:00:00", "p": f"user:{world.clinician.id}", "k": key},
+            {"c": datetime(2020, 1, 1, tzinfo=UTC), "e": datetime(2020, 1, 2, tzinfo=UTC), "p": f"user:{world.clinician.id}", "k": key},
         )
         assert changed.rowcount == 1
     again = await client.post("/v1/patients", json={"display_name": name}, headers=headers)
@@ -229,7 +229,7 @@ async def test_expiry_holds_whatever_time_zone_the_database_session_uses(pg_app,
     far_east = create_app(settings)
     await far_east.state.engine.dispose()
     far_east.state.engine = create_async_engine(
-        settings.async_database_url, connect_args={"options": "-c TimeZone=Pacific/Kiritimati"}
+        settings.async_database_url, connect_args={"server_settings": {"TimeZone": "Pacific/Kiritimati"}}
     )
     name, key = f"Idem {uuid.uuid4().hex}", _key()
     headers = {**world.clinician.headers, "Idempotency-Key": key}
