@@ -73,9 +73,10 @@ class Pools:
     by_total: dict[str, dict[int, list[tuple[str, float, str]]]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rng: random.Random, per_instrument: int = 6000) -> Pools:
+    def build(cls, rng: random.Random, per_instrument: int = 6000,
+              instruments: tuple[str, ...] = ("phq-9", "gad-7")) -> Pools:
         pools = cls()
-        for instrument in ("phq-9", "gad-7"):
+        for instrument in instruments:
             inst, table = INSTRUMENTS[instrument], {}
             for _ in range(per_instrument):
                 bias = rng.random()
