@@ -79,3 +79,29 @@ class Statement:
     async def execute(self, db: AsyncConnection, params: dict[str, Any]) -> None:
         """Run a statement that returns nothing."""
         await self.rows(db, params)
+
+
+def insert_row(table: Any) -> Statement:
+    """INSERT of one whole row (every column a bind parameter named after it): run it with model_dump()'s dict."""
+    columns = table.__table__.columns if hasattr(table, "__table__") else table.columns
+    return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in columns}))
+
+
+class UpdateById:
+    """UPDATE ... WHERE id = :b_id RETURNING ..., one compiled statement per set of changed columns."""
+
+    def __init__(self, table: Any, returning: list[Any], extra: dict[str, Any] | None = None) -> None:
+        self.table = table
+        self.returning = returning
+        self.extra = extra or {}  # values every update sets (a version bump, updated_at)
+        self._by_columns: dict[tuple[str, ...], Statement] = {}
+
+    async def one(self, db: AsyncConnection, row_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The updated row, or None when no row has the id."""
+        names = tuple(sorted(changes))
+        statement = self._by_columns.get(names)
+        if statement is None:
+            values = {name: sa.bindparam(f"v_{name}") for name in names} | self.extra
+            stmt = sa.update(self.table).where(self.table.id == sa.bindparam("b_id")).values(values)
+            statement = self._by_columns[names] = Statement(stmt.returning(*self.returning))
+        return await statement.first(db, {"b_id": row_id, **{f"v_{name}": value for name, value in changes.items()}})

@@ -56,7 +56,8 @@ def decode_cursor(sign: Any, list_name: str, cursor: str) -> str:
 def page_params(list_name: str):
     """A dependency reading ``limit`` and ``cursor`` for the named list."""
 
-    def dependency(
+    # async: FastAPI runs a plain def dependency in a worker thread, a thread hop per request.
+    async def dependency(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-200).")] = DEFAULT_LIMIT,
         cursor: Annotated[str | None, Query(max_length=512, description="The next_cursor of the previous page.")] = None,

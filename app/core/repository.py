@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import NotFound, PreconditionFailed
+from app.core.fastsql import Statement
 from app.core.ids import utcnow
 from app.core.pagination import Page
 
@@ -32,6 +34,37 @@ async def fetch_page(db: AsyncConnection, query: sa.Select, id_column: sa.Column
         query = query.where(id_column > page.after)
     rows = (await db.execute(query.order_by(id_column).limit(page.limit + 1))).mappings().all()
     return page.response([dict(r) for r in rows])
+
+
+class KeysetList:
+    """A list's keyset-paged SELECT, built and compiled once per combination of conditions, run on the driver.
+
+    ``conditions`` names each WHERE clause a request may use, as a function of its bind parameter;
+    a page request passes the names it uses with their values. Rebuilding the query per request
+    cost more than reading the page (SQLAlchemy's cache key alone, and its result rows).
+    """
+
+    def __init__(self, selected: list[sa.ColumnElement], id_column: sa.ColumnElement,
+                 conditions: dict[str, Callable[[sa.BindParameter], sa.ColumnElement[bool]]]) -> None:
+        self.selected = selected
+        self.id_column = id_column
+        self.conditions = conditions
+        self._statements: dict[tuple[tuple[str, ...], bool], Statement] = {}
+
+    async def page(self, db: AsyncConnection, page: Page, where: dict[str, Any]) -> dict:
+        """One page: rows whose conditions hold, after the page's cursor, in id order."""
+        key = (tuple(sorted(where)), page.after is not None)
+        statement = self._statements.get(key)
+        if statement is None:
+            query = sa.select(*self.selected)
+            for name in key[0]:
+                query = query.where(self.conditions[name](sa.bindparam(f"w_{name}")))
+            if page.after is not None:
+                query = query.where(self.id_column > sa.bindparam("after"))
+            query = query.order_by(self.id_column).limit(sa.bindparam("limit", type_=sa.Integer))
+            statement = self._statements[key] = Statement(query)
+        params = {f"w_{name}": value for name, value in where.items()} | {"after": page.after, "limit": page.limit + 1}
+        return page.response(await statement.rows(db, params))
 
 
 async def update_versioned(

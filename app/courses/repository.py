@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import context as audit
 from app.core.errors import NotFound
-from app.core.fastsql import Statement
+from app.core.fastsql import Statement, UpdateById
 from app.core.ids import utcnow
 from app.core.pagination import Page
-from app.core.repository import columns, fetch_page
+from app.core.repository import KeysetList, columns, fetch_page
 from app.courses.models import Course, CourseExtension, CourseTransition
 from app.deps import Principal
 from app.formulations.models import Formulation, InventoryRelationship
@@ -58,15 +58,25 @@ async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock
     return dict(row)
 
 
+_EQUAL_FILTERS = ("patient_id", "therapist_id", "phase", "protocol", "risk_flag_open")
+_LIST = KeysetList(_course, Course.id, {
+    "organization_id": lambda value: Course.organization_id == value,
+    "caseload_of": lambda value: Course.therapist_id == value,
+    "open": lambda _: Course.ended_on.is_(None),
+    "closed": lambda _: Course.ended_on.is_not(None),
+    **{name: (lambda column: lambda value: column == value)(getattr(Course, name)) for name in _EQUAL_FILTERS},
+})
+
+
 async def list_page(db: AsyncConnection, principal: Principal, page: Page, filters: dict[str, Any]) -> dict:
-    """A page of courses in reach, narrowed by the list filters."""
-    query = sa.select(*_course).where(reach(principal))
-    for name in ("patient_id", "therapist_id", "phase", "protocol", "risk_flag_open"):
-        if filters.get(name) is not None:
-            query = query.where(getattr(Course, name) == filters[name])
+    """A page of courses in reach (as ``reach``), narrowed by the list filters."""
+    where: dict[str, Any] = {"organization_id": principal.organization_id}
+    if not principal.sees_whole_organization:
+        where["caseload_of"] = principal.id
+    where |= {name: filters[name] for name in _EQUAL_FILTERS if filters.get(name) is not None}
     if filters.get("open") is not None:
-        query = query.where(Course.ended_on.is_(None) if filters["open"] else Course.ended_on.is_not(None))
-    return await fetch_page(db, query, Course.id, page)
+        where["open" if filters["open"] else "closed"] = None
+    return await _LIST.page(db, page, where)
 
 
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
@@ -76,15 +86,15 @@ async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in COURSE_COLUMNS}
 
 
+_save = UpdateById(Course, _course, {"version": Course.version + 1})
+
+
 async def save(db: AsyncConnection, course_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Write changes to a locked course, bumping its version; returns the new row."""
-    stmt = (
-        sa.update(Course)
-        .where(Course.id == course_id)
-        .values(**changes, version=Course.version + 1, updated_at=utcnow())
-        .returning(*_course)
-    )
-    return dict((await db.execute(stmt)).mappings().one())
+    row = await _save.one(db, course_id, changes | {"updated_at": utcnow()})
+    if row is None:
+        raise NotFound("No such course.")
+    return row
 
 
 async def patient_has_open_course(db: AsyncConnection, patient_id: str) -> bool:

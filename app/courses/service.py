@@ -17,6 +17,7 @@ from app.webhooks import outbox
 
 HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_measure_on", "last_measure_on",
           "last_measure_session_number", "first_attended_on")
+SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 
 
 def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
@@ -55,7 +56,7 @@ def measure_facts(course: dict[str, Any]) -> rules.MeasureFacts:
 def present(course: dict[str, Any], measures: rules.MeasureFacts | None = None) -> dict[str, Any]:
     """A course as the API shows it: contract arithmetic and advisories added, internals dropped."""
     snap = snapshot(course)
-    out = {k: v for k, v in course.items() if k not in HIDDEN}
+    out = {k: course[k] for k in SHOWN}
     out["session_limit"] = snap.limit
     out["sessions_remaining"] = snap.remaining
     out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures or measure_facts(course))]

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.fastsql import Statement, insert_row
 from app.core.ids import utcnow
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404
@@ -24,10 +25,19 @@ _ack = columns(RiskAcknowledgement, ACK_PUBLIC)
 _CHRONOLOGICAL = (Measure.administered_on, Measure.id)
 
 
+_insert = insert_row(Measure)
+_first_of_instrument = Statement(
+    sa.select(Measure.id, Measure.total)
+    .where(Measure.course_id == sa.bindparam("course_id"), Measure.instrument == sa.bindparam("instrument"))
+    .order_by(*_CHRONOLOGICAL)
+    .limit(1)
+)
+
+
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a measure and return its public fields."""
     row = Measure(**values).model_dump()
-    await db.execute(sa.insert(Measure).values(row))
+    await _insert.execute(db, row)
     return {name: row[name] for name in PUBLIC}
 
 
@@ -51,6 +61,11 @@ async def chronological(db: AsyncConnection, course_id: str, instrument: str | N
     if instrument is not None:
         query = query.where(Measure.instrument == instrument)
     return [dict(r) for r in (await db.execute(query)).mappings().all()]
+
+
+async def baseline(db: AsyncConnection, course_id: str, instrument: str) -> dict[str, Any] | None:
+    """The first administration (id and total) of one instrument in the course, or None."""
+    return await _first_of_instrument.first(db, {"course_id": course_id, "instrument": instrument})
 
 
 async def baselines(db: AsyncConnection, course_id: str, instrument: str | None = None) -> dict[str, dict[str, Any]]:

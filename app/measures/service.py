@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,7 +61,7 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
     if data.get("session_id") is not None:
         session_number = (await sessions.get(db, course_id, data["session_id"]))["number"]
     if session_number is None:  # unlinked, or linked to a missed or cancelled appointment
-        session_number = await repository.attended_by(db, course_id, day)
+        session_number = await _attended_by(db, course, day)
     measure = await repository.insert(db, {
         "organization_id": principal.organization_id, "course_id": course_id, "session_id": data.get("session_id"),
         "instrument": data["instrument"], "administered_on": day,
@@ -68,7 +69,7 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
         "total": scored.total, "severity": scored.severity, "risk_items": list(scored.risk_items),
         "session_number": session_number, "risk_flag_open": bool(scored.risk_items), "created_by": principal.id,
     })
-    await courses.save(db, course_id, await repository.course_facts(db, course_id))
+    await courses.save(db, course_id, _facts_with(course, measure))
     facts = {"course_id": course_id, "patient_id": course["patient_id"], "measure_id": measure["id"],
              "instrument": measure["instrument"]}
     await outbox.emit(db, principal.organization_id, "measure.recorded", {
@@ -78,8 +79,32 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
     if scored.risk_items:
         await outbox.emit(db, principal.organization_id, "risk.flagged", {**facts, "risk_items": list(scored.risk_items)})
     audit.note(resource_type="measure", resource_id=measure["id"], patient_id=course["patient_id"])
-    baseline = (await repository.baselines(db, course_id, measure["instrument"]))[measure["instrument"]]
+    baseline = await repository.baseline(db, course_id, measure["instrument"])
     return present(measure, baseline)
+
+
+async def _attended_by(db: AsyncConnection, course: dict[str, Any], day: date) -> int:
+    """Attended sessions held on or before ``day``: every one, from the course row, unless one was held later."""
+    latest = course["latest_session_on"]
+    if latest is None or latest <= day:
+        return course["sessions_attended"]
+    return await repository.attended_by(db, course["id"], day)
+
+
+def _facts_with(course: dict[str, Any], measure: dict[str, Any]) -> dict[str, Any]:
+    """The course row's measure facts once ``measure`` is added (repository.course_facts, without reading every measure).
+
+    The new measure has the newest id, so it is the latest administration exactly when no other is dated later.
+    """
+    day, first, last = measure["administered_on"], course["first_measure_on"], course["last_measure_on"]
+    facts = {
+        "first_measure_on": day if first is None or day < first else first,
+        "last_measure_on": day if last is None or day > last else last,
+        "risk_flag_open": bool(course["risk_flag_open"]) or measure["risk_flag_open"],
+    }
+    if last is None or day >= last:
+        facts["last_measure_session_number"] = measure["session_number"]
+    return facts
 
 
 async def get(db: AsyncConnection, principal: Principal, course_id: str, measure_id: str) -> dict[str, Any]:
@@ -87,7 +112,7 @@ async def get(db: AsyncConnection, principal: Principal, course_id: str, measure
     course = await courses.get(db, principal, course_id)
     measure = await repository.get(db, course_id, measure_id)
     audit.note(resource_type="measure", resource_id=measure_id, patient_id=course["patient_id"])
-    baseline = (await repository.baselines(db, course_id, measure["instrument"]))[measure["instrument"]]
+    baseline = await repository.baseline(db, course_id, measure["instrument"])
     return present(measure, baseline)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.fastsql import insert_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, update_versioned
 from app.sessions.models import TherapySession
@@ -16,10 +17,13 @@ PUBLIC = ("id", "course_id", "number", "held_on", "attendance", "modality", "dur
 _public = columns(TherapySession, PUBLIC)
 
 
+_insert = insert_row(TherapySession)
+
+
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a session and return its public fields."""
     row = TherapySession(**values).model_dump()
-    await db.execute(sa.insert(TherapySession).values(row))
+    await _insert.execute(db, row)
     return {name: row[name] for name in PUBLIC}
 
 

@@ -145,3 +145,31 @@ async def test_measures_list_filters_by_instrument_and_pages(client, world):
     other_list = (await client.get(f"/v1/courses/{course['id']}/sessions?cursor={first['next_cursor']}",
                                    headers=world.clinician.headers))
     assert other_list.json()["code"] == "invalid_cursor"
+
+
+async def test_course_facts_kept_on_each_record_match_a_full_recount(app, client, world):
+    """Recording updates the course row's measure facts from the row itself; a recount from every measure agrees."""
+    from app.core.db import transaction
+    from app.courses.repository import get as get_course
+    from app.deps import Principal
+    from app.measures.repository import course_facts
+
+    course = await open_course(client, world.clinician)
+    drive = CourseDriver(client, world.clinician, course)
+    # Out of order on purpose: back-dated, same-day, before and after sessions, with and without a risk item.
+    await record(client, world.clinician, course, "phq-9", phq9(15), on=day(course, 3))
+    for _ in range(3):
+        await drive.session()  # held on days 1, 2, 3
+    await record(client, world.clinician, course, "gad-7", [1] * 7, on=day(course, 1))
+    await record(client, world.clinician, course, "phq-9", phq9(12, item9=1), on=day(course, 2))
+    await record(client, world.clinician, course, "phq-9", phq9(9), on=day(course, 3))
+    await record(client, world.clinician, course, "phq-9", phq9(18), on=day(course, 0))
+
+    principal = Principal("user", world.clinician.id, world.org_id, frozenset(), ("clinician",))
+    async with transaction(app.state.engine, write=False) as db:
+        kept = await get_course(db, principal, course["id"])
+        recounted = await course_facts(db, course["id"])
+    assert {name: kept[name] for name in recounted} == recounted
+    assert recounted["first_measure_on"].isoformat() == day(course, 0)
+    assert recounted["last_measure_on"].isoformat() == day(course, 3)
+    assert recounted["last_measure_session_number"] == 3 and recounted["risk_flag_open"] is True
