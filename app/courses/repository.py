@@ -58,13 +58,17 @@ async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock
     return dict(row)
 
 
+def _equals(column: Any) -> Any:
+    return lambda value: column == value
+
+
 _EQUAL_FILTERS = ("patient_id", "therapist_id", "phase", "protocol", "risk_flag_open")
 _LIST = KeysetList(_course, Course.id, {
     "organization_id": lambda value: Course.organization_id == value,
     "caseload_of": lambda value: Course.therapist_id == value,
     "open": lambda _: Course.ended_on.is_(None),
     "closed": lambda _: Course.ended_on.is_not(None),
-    **{name: (lambda column: lambda value: column == value)(getattr(Course, name)) for name in _EQUAL_FILTERS},
+    **{name: _equals(getattr(Course, name)) for name in _EQUAL_FILTERS},
 })
 
 
