@@ -27,6 +27,9 @@ class Course(SQLModel, table=True):
             postgresql_where=sa.text("ended_on IS NULL"),
             sqlite_where=sa.text("ended_on IS NULL"),
         ),
+        # Keyset pages (WHERE organization_id / therapist_id ... ORDER BY id) read only their own rows.
+        sa.Index("ix_course_organization_id_id", "organization_id", "id"),
+        sa.Index("ix_course_therapist_id_id", "therapist_id", "id"),
     )
     id: str = id_field()
     organization_id: str = org_field()

@@ -14,7 +14,10 @@ class Patient(SQLModel, table=True):
     """A person in IPT care; ``external_id`` is the EHR's id, unique in the organization."""
 
     __tablename__ = "patient"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "external_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "external_id"),
+        sa.Index("ix_patient_organization_id_id", "organization_id", "id"),  # keyset pages of one organization
+    )
     id: str = id_field()
     organization_id: str = org_field()
     external_id: str | None = Field(default=None, max_length=200)
