@@ -166,7 +166,8 @@ def document(results: dict[str, dict], args, info: dict) -> str:
         (f"IPT_DATABASE_URL=... {env_line} ipt bootstrap --org 'Bench Organization' "
          "--admin-email admin@bench.ipt.example --admin-password <random>"),
         "# then bench/seed.py fills it by COPY (the sizes above); every account's password is one random password",
-        f"IPT_DATABASE_URL=... {env_line} {quote(info['api_command'])}",
+        f"IPT_DATABASE_URL=... {env_line} {quote(info['worker_command'])} &",
+        f"IPT_DATABASE_URL=... {env_line} IPT_BACKGROUND_TASKS=false {quote(info['api_command'])}",
     ]
     commands += [quote(r["api"]["command"]) for r in results.values()]
     floor_env = f"FLOOR_DATABASE_URL=... FLOOR_ACTOR_ID=<the clinician's id> FLOOR_POOL_SIZE={info['pool_size']}"
@@ -187,8 +188,10 @@ See bench/README.md for what a run does and what the floor leaves out.
   {c['therapy_session']:,} sessions, {c['measure']:,} measures, {c['formulation']:,} formulations
   (scale {args.scale}); seeded by COPY in {info['seed_seconds']:.0f} s ({steps}).
 - Load: per endpoint, `wrk -t{args.threads} -c{args.connections} -d{args.duration}` after a {args.warmup} warm-up,
-  with a real token (password grant) on the API; the API (`ipt serve --workers 1`, IPT_ENV=production) ran every
-  endpoint, then the floor (bench/floor_app.py) did; never both at once; reads before writes. wrk, the server and
+  with a real token (password grant) on the API; the API ran every endpoint, then the floor (bench/floor_app.py)
+  did; never both at once; reads before writes. The API runs as production does (README): `ipt serve --workers 1`
+  (IPT_ENV=production) answering requests, and `ipt worker` beside it sealing the audit log and delivering webhooks;
+  the worker used {info.get('worker_cpu_seconds', 0):.1f} s of CPU during the API's runs. wrk, the servers and
   PostgreSQL share the machine's {m['nproc']} cores.
 
 {table(results)}

@@ -49,7 +49,7 @@ _use_project_venv()
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 from common import BenchError, ipt_command, run_ipt, section, throwaway_database
-from load import drive, ensure_wrk, profile, seconds
+from load import cpu_seconds, drive, ensure_wrk, profile, seconds
 from report import (
     RESULTS,
     details,
@@ -64,7 +64,7 @@ from report import (
     write_results,
 )
 from seed import POOL_ATTENDED, Seeded, Sizes, seed
-from servers import free_port, get_token, http, serving
+from servers import free_port, get_token, http, running, serving
 from workloads import LAST_MIDDLE_NUMBER, Endpoint, Workloads, endpoints, probe, same_data
 
 
@@ -178,8 +178,16 @@ def bench(args: argparse.Namespace) -> int:
 
         api_port = args.api_port or free_port()
         api_command = [ipt_command(), "serve", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"]
-        section(f"API: {' '.join(api_command)}")
-        run_server("api", wrk, args, api_command, env, api_port, eps, workloads, database_url, results, password)
+        worker_command = [ipt_command(), "worker"]
+        # As production runs it (README): the API process answers requests only; the audit sealer and
+        # webhook delivery run in `ipt worker`, on the same machine, during every API run.
+        api_env = env | {"IPT_BACKGROUND_TASKS": "false"}
+        section(f"API: IPT_BACKGROUND_TASKS=false {' '.join(api_command)}, with {' '.join(worker_command)}")
+        with running("worker", worker_command, env, OUT) as worker:
+            worker_cpu = cpu_seconds(worker.pid) or 0.0
+            run_server("api", wrk, args, api_command, api_env, api_port, eps, workloads, database_url, results,
+                       password)
+            info["worker_cpu_seconds"] = (cpu_seconds(worker.pid) or 0.0) - worker_cpu
 
         floor_port = args.floor_port or free_port()
         floor_env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
@@ -195,7 +203,8 @@ def bench(args: argparse.Namespace) -> int:
 
     for r in results.values():
         r["same"] = same_data(r["endpoint"], r["api_probe"], r["floor_probe"])
-    info.update(api_command=api_command, floor_command=floor_command, pool_size=floor_env["FLOOR_POOL_SIZE"])
+    info.update(api_command=api_command, worker_command=worker_command, floor_command=floor_command,
+                pool_size=floor_env["FLOOR_POOL_SIZE"])
     found = targets(results, args.connections)
     section("Results")
     print(table(results))

@@ -81,6 +81,21 @@ def serving(name: str, command: list[str], env: dict[str, str], port: int, log_d
             stop(process)
 
 
+@contextlib.contextmanager
+def running(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
+    """A background process (no HTTP) in its own process group, stopped on exit; fails if it dies early."""
+    with open(log_dir / f"{name}.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            time.sleep(1.0)
+            if process.poll() is not None:
+                raise BenchError(f"{name} exited with {process.returncode} at start (see {log_dir / name}.log)")
+            yield process
+        finally:
+            stop(process)
+
+
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM the server's process group (it is ours: start_new_session), SIGKILL if it lingers."""
     if process.poll() is not None:

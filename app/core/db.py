@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -117,15 +119,41 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
 
 @asynccontextmanager
 async def _connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection; a server that cannot be reached is OperationalError (503), as with any DBAPI error."""
+    """A pooled connection, in turn; a server that cannot be reached is OperationalError (503), as any DBAPI error."""
+    async with _turn(engine):
+        try:
+            conn = await engine.connect()
+        except (OSError, TimeoutError) as exc:  # asyncpg raises these on connect, not a DBAPI error
+            raise sa.exc.OperationalError("connect", None, exc) from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+
+_turns: weakref.WeakKeyDictionary[sa.Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _turn(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Wait for a pooled connection in arrival order (PoolTimeout, a 503, after the pool's timeout).
+
+    SQLAlchemy's async pool lets a newcomer take a connection that was just handed back ahead of
+    the request already waiting for it, which then queues again at the back: under load a few
+    requests waited many times longer than the rest (p99 at 4x the median). asyncio's semaphore
+    queues first come, first served, so at most pool_size requests reach the pool at once.
+    """
+    turns = _turns.get(engine.sync_engine)
+    if turns is None:
+        turns = _turns[engine.sync_engine] = asyncio.Semaphore(engine.sync_engine.pool.size())
     try:
-        conn = await engine.connect()
-    except (OSError, TimeoutError) as exc:  # asyncpg raises these on connect, not a DBAPI error
-        raise sa.exc.OperationalError("connect", None, exc) from exc
+        await asyncio.wait_for(turns.acquire(), engine.sync_engine.pool.timeout())
+    except TimeoutError:
+        raise sa.exc.TimeoutError("no database connection became free in time") from None
     try:
-        yield conn
+        yield
     finally:
-        await conn.close()
+        turns.release()
 
 
 # --- asyncpg under SQLAlchemy ---------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Requests get pooled connections in the order they asked for them, and give up with a 503's error in time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from app.core.db import make_engine, transaction
+from tests.conftest import test_settings
+
+
+async def test_connections_are_handed_out_first_come_first_served(database_url):
+    engine = make_engine(test_settings(database_url, db_pool_size=1))
+    order: list[int] = []
+    release = asyncio.Event()
+
+    async def request(n: int, hold: bool = False) -> None:
+        async with transaction(engine, write=False) as db:
+            order.append(n)
+            await db.execute(sa.text("SELECT 1"))
+            if hold:
+                await release.wait()
+
+    # A newcomer that asks the moment the first connection comes back (woken by the pool's checkin,
+    # ahead of the request already waiting) must not jump the queue: SQLAlchemy's pool let it.
+    returned = asyncio.Event()
+    sa.event.listen(engine.sync_engine.pool, "checkin", lambda *_: returned.set())
+
+    async def newcomer() -> None:
+        await returned.wait()
+        await request(6)
+
+    try:
+        holder = asyncio.create_task(request(0, hold=True))
+        while not order:
+            await asyncio.sleep(0.01)
+        waiting = []
+        for n in range(1, 6):  # each starts waiting before the next arrives
+            waiting.append(asyncio.create_task(request(n)))
+            await asyncio.sleep(0.01)
+        late = asyncio.create_task(newcomer())
+        release.set()
+        await asyncio.gather(holder, *waiting, late)
+        assert order == [0, 1, 2, 3, 4, 5, 6]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_that_waits_too_long_gets_the_pool_timeout(database_url):
+    engine = make_engine(test_settings(database_url, db_pool_size=1, db_pool_timeout_seconds=0.2))
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with transaction(engine, write=False) as db:
+            await db.execute(sa.text("SELECT 1"))
+            await release.wait()
+
+    try:
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0.05)
+        with pytest.raises(sa.exc.TimeoutError):  # the handlers answer it 503 with Retry-After
+            async with transaction(engine, write=False):
+                pass
+        release.set()
+        await holder
+    finally:
+        await engine.dispose()
