@@ -26,8 +26,8 @@ _course = sa.table("course", sa.column("id"), sa.column("organization_id"), sa.c
 
 
 async def insert(db: AsyncConnection, event: dict[str, Any]) -> None:
-    """Append one unsealed event."""
-    await _insert.execute(db, event)
+    """Append one unsealed event (sent with the transaction's next statement or its commit)."""
+    await _insert.later(db, event)
 
 
 async def patient_of_course(db: AsyncConnection, organization_id: str, course_id: str) -> str | None:

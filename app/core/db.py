@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
@@ -49,6 +51,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         connect_args={"timeout": 5},  # seconds to connect (asyncpg)
     )
     _ping_when_idle(engine.sync_engine.pool)
+    _flush_before_sqlalchemy(engine.sync_engine)
     return engine
 
 
@@ -184,6 +187,10 @@ async def begin_on_driver(conn: AsyncConnection) -> Any:
 
 async def _finish(conn: AsyncConnection, *, commit: bool) -> None:
     """Commit or roll back, through SQLAlchemy only if it began a transaction of its own."""
+    if commit:
+        await flush_writes(conn)
+    elif not conn.invalidated:
+        conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
     if conn.in_transaction():
         await (conn.commit() if commit else conn.rollback())
         return
@@ -197,6 +204,69 @@ async def _finish(conn: AsyncConnection, *, commit: bool) -> None:
         await adapter._call_and_discard(end)
     except Exception as exc:
         raise await driver_error(conn, exc, "COMMIT" if commit else "ROLLBACK", None) from exc
+
+
+# --- writes sent together ------------------------------------------------------------------
+# A request's writes that nothing reads back (the audit event, the outbox event, the new measure,
+# the course's counters) wait on the connection and go in one round trip, as one statement with a
+# WITH clause per write, before the transaction's next statement or its commit. PostgreSQL runs
+# each such clause exactly once; order is kept because anything else waits for them to be sent.
+_PENDING = "ipt_pending_writes"
+_combined: dict[tuple[int, ...], str] = {}
+_PARAMETER = re.compile(r"[$](\d+)")
+
+
+def queue_write(conn: AsyncConnection, key: int, sql: str, args: list[Any]) -> None:
+    """Queue one write (``key`` names its SQL, numbered $1..$n, for the cache of combinations)."""
+    conn.sync_connection.info.setdefault(_PENDING, []).append((key, sql, args))  # type: ignore[union-attr]
+
+
+def _combine(writes: list[tuple[int, str, list[Any]]]) -> str:
+    clauses, offset = [], 0
+    for n, (_, sql, args) in enumerate(writes):
+        renumbered = _PARAMETER.sub(lambda m, base=offset: f"${int(m.group(1)) + base}", sql)
+        clauses.append(f"w{n} AS ({renumbered})")
+        offset += len(args)
+    return "WITH " + ", ".join(clauses) + " SELECT 1"
+
+
+async def flush_writes(conn: AsyncConnection) -> None:
+    """Send the queued writes, in one round trip."""
+    writes = None if conn.invalidated else conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
+    if not writes:
+        return
+    key = tuple(write[0] for write in writes)
+    sql = _combined.get(key)
+    if sql is None:
+        sql = _combined[key] = writes[0][1] if len(writes) == 1 else _combine(writes)
+    args = [arg for _, _, write_args in writes for arg in write_args]
+    driver = await begin_on_driver(conn)
+    try:
+        await driver.execute(sql, *args)
+    except Exception as exc:
+        raise await driver_error(conn, exc, sql, args) from exc
+
+
+def _flush_before_sqlalchemy(sync_engine: sa.Engine) -> None:
+    """Statements SQLAlchemy runs see the queued writes too: they are sent first (inside its greenlet)."""
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _before(conn, _cursor, _statement, _parameters, _context, _executemany):
+        writes = conn.info.get(_PENDING)
+        if writes:
+            await_(_flush_sync_side(conn))
+
+    async def _flush_sync_side(conn: sa.Connection) -> None:
+        writes = conn.info.pop(_PENDING)
+        key = tuple(write[0] for write in writes)
+        sql = _combined.get(key) or (writes[0][1] if len(writes) == 1 else _combine(writes))
+        adapter = conn.connection.dbapi_connection
+        if adapter._transaction is None:
+            await adapter._start_transaction()
+        try:
+            await adapter._connection.execute(sql, *[arg for _, _, write_args in writes for arg in write_args])
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy wraps the adapter's translation as for its own statements
+            adapter._handle_exception(exc)
 
 
 async def driver_error(conn: AsyncConnection, exc: Exception, sql: str, params: Any) -> sa.exc.StatementError:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import begin_on_driver, driver_error
+from app.core.db import begin_on_driver, driver_error, flush_writes, queue_write
 
 Binds = list[tuple[str, Any, "Callable[[Any], Any] | None"]]  # in $n order: name, default value, bind processor
 
@@ -62,6 +62,7 @@ class Statement:
         if db.dialect.name != "postgresql":
             result = await db.execute(self.statement, params)
             return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
+        await flush_writes(db)
         sql = self._compiled(db.dialect)
         args = _arguments(self._binds, params)
         driver = await begin_on_driver(db)
@@ -80,6 +81,18 @@ class Statement:
         """Run a statement that returns nothing."""
         await self.rows(db, params)
 
+    async def later(self, db: AsyncConnection, params: dict[str, Any]) -> None:
+        """Run a write whose result nobody reads with the transaction's next statement or its commit.
+
+        On PostgreSQL the writes queued this way go in one round trip (``flush``), before any other
+        statement of the transaction runs, so the transaction sees its own writes in order as usual.
+        """
+        if db.dialect.name != "postgresql":
+            await self.execute(db, params)
+            return
+        sql = self._compiled(db.dialect)
+        queue_write(db, id(self), sql, _arguments(self._binds, params))
+
 
 def insert_row(table: Any) -> Statement:
     """INSERT of one whole row (every column a bind parameter named after it): run it with model_dump()'s dict."""
@@ -94,14 +107,23 @@ class UpdateById:
         self.table = table
         self.returning = returning
         self.extra = extra or {}  # values every update sets (a version bump, updated_at)
-        self._by_columns: dict[tuple[str, ...], Statement] = {}
+        self._by_columns: dict[tuple[str | bool, ...], Statement] = {}
 
-    async def one(self, db: AsyncConnection, row_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
-        """The updated row, or None when no row has the id."""
-        names = tuple(sorted(changes))
-        statement = self._by_columns.get(names)
+    def _statement(self, names: tuple[str, ...], returning: bool) -> Statement:
+        statement = self._by_columns.get((*names, returning))
         if statement is None:
             values = {name: sa.bindparam(f"v_{name}") for name in names} | self.extra
             stmt = sa.update(self.table).where(self.table.id == sa.bindparam("b_id")).values(values)
-            statement = self._by_columns[names] = Statement(stmt.returning(*self.returning))
-        return await statement.first(db, {"b_id": row_id, **{f"v_{name}": value for name, value in changes.items()}})
+            statement = Statement(stmt.returning(*self.returning) if returning else stmt)
+            self._by_columns[(*names, returning)] = statement
+        return statement
+
+    async def one(self, db: AsyncConnection, row_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The updated row, or None when no row has the id."""
+        params = {"b_id": row_id, **{f"v_{name}": value for name, value in changes.items()}}
+        return await self._statement(tuple(sorted(changes)), True).first(db, params)
+
+    async def later(self, db: AsyncConnection, row_id: str, changes: dict[str, Any]) -> None:
+        """The same update, for a row known to exist, sent with the next statement or the commit."""
+        params = {"b_id": row_id, **{f"v_{name}": value for name, value in changes.items()}}
+        await self._statement(tuple(sorted(changes)), False).later(db, params)

@@ -101,6 +101,11 @@ async def save(db: AsyncConnection, course_id: str, changes: dict[str, Any]) -> 
     return row
 
 
+async def save_later(db: AsyncConnection, course_id: str, changes: dict[str, Any]) -> None:
+    """``save`` for a course the transaction holds locked, when nothing needs the new row."""
+    await _save.later(db, course_id, changes | {"updated_at": utcnow()})
+
+
 async def patient_has_open_course(db: AsyncConnection, patient_id: str) -> bool:
     """Whether the patient already has a course that has not ended (S8)."""
     query = sa.select(Course.id).where(Course.patient_id == patient_id, Course.ended_on.is_(None)).limit(1)

@@ -27,7 +27,7 @@ _CHRONOLOGICAL = (Measure.administered_on, Measure.id)
 
 _insert = insert_row(Measure)
 _first_of_instrument = Statement(
-    sa.select(Measure.id, Measure.total)
+    sa.select(Measure.id, Measure.total, Measure.administered_on)
     .where(Measure.course_id == sa.bindparam("course_id"), Measure.instrument == sa.bindparam("instrument"))
     .order_by(*_CHRONOLOGICAL)
     .limit(1)
@@ -37,7 +37,7 @@ _first_of_instrument = Statement(
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a measure and return its public fields."""
     row = Measure(**values).model_dump()
-    await _insert.execute(db, row)
+    await _insert.later(db, row)
     return {name: row[name] for name in PUBLIC}
 
 

@@ -62,6 +62,7 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
         session_number = (await sessions.get(db, course_id, data["session_id"]))["number"]
     if session_number is None:  # unlinked, or linked to a missed or cancelled appointment
         session_number = await _attended_by(db, course, day)
+    baseline = await repository.baseline(db, course_id, data["instrument"])  # before the insert: one round trip less
     measure = await repository.insert(db, {
         "organization_id": principal.organization_id, "course_id": course_id, "session_id": data.get("session_id"),
         "instrument": data["instrument"], "administered_on": day,
@@ -69,7 +70,7 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
         "total": scored.total, "severity": scored.severity, "risk_items": list(scored.risk_items),
         "session_number": session_number, "risk_flag_open": bool(scored.risk_items), "created_by": principal.id,
     })
-    await courses.save(db, course_id, _facts_with(course, measure))
+    await courses.save_later(db, course_id, _facts_with(course, measure))
     facts = {"course_id": course_id, "patient_id": course["patient_id"], "measure_id": measure["id"],
              "instrument": measure["instrument"]}
     await outbox.emit(db, principal.organization_id, "measure.recorded", {
@@ -79,7 +80,8 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
     if scored.risk_items:
         await outbox.emit(db, principal.organization_id, "risk.flagged", {**facts, "risk_items": list(scored.risk_items)})
     audit.note(resource_type="measure", resource_id=measure["id"], patient_id=course["patient_id"])
-    baseline = await repository.baseline(db, course_id, measure["instrument"])
+    if baseline is None or day < baseline["administered_on"]:  # the first of its instrument (ids break a tie: it is newest)
+        baseline = measure
     return present(measure, baseline)
 
 

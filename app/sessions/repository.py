@@ -23,7 +23,7 @@ _insert = insert_row(TherapySession)
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a session and return its public fields."""
     row = TherapySession(**values).model_dump()
-    await _insert.execute(db, row)
+    await _insert.later(db, row)
     return {name: row[name] for name in PUBLIC}
 
 

@@ -24,5 +24,5 @@ async def emit(db: AsyncConnection, organization_id: str, event_type: str, data:
     """Queue an event in the caller's transaction: ids and facts only, never names or free text."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
-    await _insert.execute(db, {"id": new_id(), "organization_id": organization_id, "type": event_type, "data": data,
+    await _insert.later(db, {"id": new_id(), "organization_id": organization_id, "type": event_type, "data": data,
                                "created_at": utcnow()})
