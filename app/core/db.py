@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -32,7 +33,7 @@ metadata = SQLModel.metadata
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
-    """The app's async engine: aiosqlite in WAL mode, or psycopg 3 with a pool."""
+    """The app's async engine: aiosqlite in WAL mode, or asyncpg with a pool."""
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.async_database_url,
@@ -44,6 +45,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         return engine
     engine = create_async_engine(
         settings.async_database_url,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -53,6 +56,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
     _ping_when_idle(engine.sync_engine.pool)
     _flush_before_sqlalchemy(engine.sync_engine)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns as orjson writes them: several times faster than the json module."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _ping_when_idle(pool: sa.Pool) -> None:

@@ -55,12 +55,14 @@ async def list_page(db: AsyncConnection, course_id: str, page: Page, instrument:
     return await fetch_page(db, query, Measure.id, page)
 
 
+_of_course = sa.select(*_public).where(Measure.course_id == sa.bindparam("course_id")).order_by(*_CHRONOLOGICAL)
+_CHRONOLOGICAL_READS = {False: Statement(_of_course),
+                        True: Statement(_of_course.where(Measure.instrument == sa.bindparam("instrument")))}
+
+
 async def chronological(db: AsyncConnection, course_id: str, instrument: str | None = None) -> list[dict[str, Any]]:
     """Every measure of the course (or of one instrument), oldest administration first."""
-    query = sa.select(*_public).where(Measure.course_id == course_id).order_by(*_CHRONOLOGICAL)
-    if instrument is not None:
-        query = query.where(Measure.instrument == instrument)
-    return [dict(r) for r in (await db.execute(query)).mappings().all()]
+    return await _CHRONOLOGICAL_READS[instrument is not None].rows(db, {"course_id": course_id, "instrument": instrument})
 
 
 async def baseline(db: AsyncConnection, course_id: str, instrument: str) -> dict[str, Any] | None:
