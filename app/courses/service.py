@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,6 +62,24 @@ def present(course: dict[str, Any], measures: rules.MeasureFacts | None = None) 
     out["sessions_remaining"] = snap.remaining
     out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures or measure_facts(course))]
     return out
+
+
+# A course row is the same at the same version (every write goes through repository.save, which
+# bumps it), so a presented course only changes with its version or the date: list pages, read
+# again and again, reuse it. Bounded; shared read-only (the list is serialized, never changed).
+_PRESENTED_MAX = 50_000
+_presented: dict[tuple[str, int, date], dict[str, Any]] = {}
+
+
+def present_listed(course: dict[str, Any]) -> dict[str, Any]:
+    """``present`` for a course in a list page, remembered by id, version and date."""
+    key = (course["id"], course["version"], today())
+    shown = _presented.get(key)
+    if shown is None:
+        if len(_presented) >= _PRESENTED_MAX:
+            _presented.clear()
+        shown = _presented[key] = present(course)
+    return shown
 
 
 def check_version(course: dict[str, Any], expected: int | None) -> None:

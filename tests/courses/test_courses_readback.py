@@ -218,3 +218,25 @@ async def test_course_patch_needs_the_current_etag_and_a_refused_one_changes_not
     assert changed.status_code == 200, changed.text
     assert (changed.json()["diagnosis"], changed.json()["planned_sessions"], changed.json()["sessions_remaining"]) == (
         "F33.1", 14, 14)
+
+
+async def test_a_list_read_again_after_a_change_shows_the_change(client, world):
+    """Listed courses are remembered by version: a session, a phase move or an edit shows at the next read."""
+    course = await open_course(client, world.clinician)
+    drive = CourseDriver(client, world.clinician, course)
+
+    async def listed() -> dict:
+        response = await client.get(f"/v1/courses?patient_id={course['patient_id']}", headers=world.clinician.headers)
+        assert response.status_code == 200
+        [only] = response.json()["data"]
+        return only
+
+    assert (await listed())["sessions_attended"] == 0
+    await drive.session()
+    after = await listed()
+    assert after["sessions_attended"] == 1 and after["sessions_remaining"] == after["session_limit"] - 1
+    current = await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers)
+    patched = await client.patch(f"/v1/courses/{course['id']}", json={"planned_sessions": 12},
+                                 headers={**world.clinician.headers, "If-Match": current.headers["etag"]})
+    assert patched.status_code == 200, patched.text
+    assert (await listed())["planned_sessions"] == 12 == patched.json()["planned_sessions"]
