@@ -77,6 +77,10 @@ def _ping_when_idle(pool: sa.Pool) -> None:
 
     @event.listens_for(pool, "checkout")
     def _checked_out(dbapi_conn, record, _proxy):
+        if dbapi_conn._connection.is_in_transaction():
+            # A request cancelled mid-rollback (a client gone from a stream) can hand back a connection
+            # with its transaction still open: never reuse it; the pool opens a fresh one instead.
+            raise sa.exc.DisconnectionError("connection returned inside a transaction")
         idle_since = record.info.pop("idle_since", None)
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return

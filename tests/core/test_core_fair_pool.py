@@ -67,3 +67,16 @@ async def test_a_request_that_waits_too_long_gets_the_pool_timeout(database_url)
         await holder
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_handed_back_inside_a_transaction_is_never_reused(postgres_url):
+    """A request cancelled mid-rollback can leave its transaction open on the connection it gives back."""
+    engine = make_engine(test_settings(postgres_url, db_pool_size=1))
+    try:
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            await driver.execute("BEGIN")  # open on the server, unknown to SQLAlchemy's adapter
+        async with transaction(engine, write=True) as db:
+            assert await db.scalar(sa.text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
