@@ -143,6 +143,8 @@ async def _connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         try:
             yield conn
         finally:
+            if not conn.invalidated:  # queued writes of an unfinished transaction never outlive it
+                conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
             await conn.close()
 
 
