@@ -173,7 +173,7 @@ def versions(database_url: str) -> str:
 
     with psycopg.connect(database_url) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
-    names = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg", "orjson")
+    names = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "psycopg", "orjson")
     return ", ".join(f"{n} {version(n)}" for n in names) + f", postgresql {server}"
 
 
