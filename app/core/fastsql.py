@@ -11,7 +11,7 @@ asyncpg returns dates, timestamps, booleans and (with SQLAlchemy's codec) parsed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,9 +59,13 @@ class Statement:
 
     async def rows(self, db: AsyncConnection, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every row as a dict."""
+        return [dict(row) for row in await self.mappings(db, params)]
+
+    async def mappings(self, db: AsyncConnection, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        """Every row as the driver returns it, read-only (asyncpg's records: no copy into dicts)."""
         if db.dialect.name != "postgresql":
             result = await db.execute(self.statement, params)
-            return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
+            return list(result.mappings().all()) if result.returns_rows else []
         await flush_writes(db)
         sql = self._compiled(db.dialect)
         args = _arguments(self._binds, params)
@@ -70,7 +74,7 @@ class Statement:
             records = await driver.fetch(sql, *args)
         except Exception as exc:
             raise await driver_error(db, exc, sql, args) from exc
-        return [dict(record) for record in records]
+        return records
 
     async def first(self, db: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row, or None."""

@@ -39,6 +39,8 @@ async def fetch_page(db: AsyncConnection, query: sa.Select, id_column: sa.Column
 class KeysetList:
     """A list's keyset-paged SELECT, built and compiled once per combination of conditions, run on the driver.
 
+    Pages hold the rows as the driver returns them (read-only mappings): the caller presents them.
+
     ``conditions`` names each WHERE clause a request may use, as a function of its bind parameter;
     a page request passes the names it uses with their values. Rebuilding the query per request
     cost more than reading the page (SQLAlchemy's cache key alone, and its result rows).
@@ -64,7 +66,7 @@ class KeysetList:
             query = query.order_by(self.id_column).limit(sa.bindparam("limit", type_=sa.Integer))
             statement = self._statements[key] = Statement(query)
         params = {f"w_{name}": value for name, value in where.items()} | {"after": page.after, "limit": page.limit + 1}
-        return page.response(await statement.rows(db, params))
+        return page.response(await statement.mappings(db, params))
 
 
 async def update_versioned(

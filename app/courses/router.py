@@ -61,7 +61,7 @@ async def list_courses(
     filters = {"patient_id": patient_id, "therapist_id": therapist_id, "phase": phase, "protocol": protocol,
                "open": open, "risk_flag_open": risk_flag_open}
     result = await repository.list_page(db, principal, page, filters)
-    result["data"] = [service.present_listed(c) for c in result["data"]]
+    result["data"] = service.present_page(result["data"])
     return JSON(result)
 
 

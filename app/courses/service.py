@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -21,7 +22,7 @@ HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_me
 SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 
 
-def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
+def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
     """The frozen view of a course row that the rules read."""
     formulation_snapshot = None
     if formulation is not None:
@@ -44,7 +45,7 @@ def snapshot(course: dict[str, Any], formulation: Any = None, inventory_count: i
     )
 
 
-def measure_facts(course: dict[str, Any]) -> rules.MeasureFacts:
+def measure_facts(course: Mapping[str, Any]) -> rules.MeasureFacts:
     """The measure facts the advisories need, from the columns the measures service keeps on the course row."""
     first_measure, first_attended = course["first_measure_on"], course["first_attended_on"]
     return rules.MeasureFacts(
@@ -54,13 +55,13 @@ def measure_facts(course: dict[str, Any]) -> rules.MeasureFacts:
     )
 
 
-def present(course: dict[str, Any], measures: rules.MeasureFacts | None = None) -> dict[str, Any]:
-    """A course as the API shows it: contract arithmetic and advisories added, internals dropped."""
+def present(course: Mapping[str, Any], measures: rules.MeasureFacts | None = None, on: date | None = None) -> dict[str, Any]:
+    """A course as the API shows it (on ``on``, default today): contract arithmetic and advisories added, internals dropped."""
     snap = snapshot(course)
     out = {k: course[k] for k in SHOWN}
     out["session_limit"] = snap.limit
     out["sessions_remaining"] = snap.remaining
-    out["advisories"] = [a.as_dict() for a in rules.advisories(snap, today(), measures or measure_facts(course))]
+    out["advisories"] = [a.as_dict() for a in rules.advisories(snap, on or today(), measures or measure_facts(course))]
     return out
 
 
@@ -71,14 +72,18 @@ _PRESENTED_MAX = 50_000
 _presented: dict[tuple[str, int, date], dict[str, Any]] = {}
 
 
-def present_listed(course: dict[str, Any]) -> dict[str, Any]:
-    """``present`` for a course in a list page, remembered by id, version and date."""
-    key = (course["id"], course["version"], today())
-    shown = _presented.get(key)
-    if shown is None:
-        if len(_presented) >= _PRESENTED_MAX:
-            _presented.clear()
-        shown = _presented[key] = present(course)
+def present_page(courses: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``present`` for the courses of a list page, each remembered by id, version and date."""
+    on = today()
+    shown = []
+    for course in courses:
+        key = (course["id"], course["version"], on)
+        presented = _presented.get(key)
+        if presented is None:
+            if len(_presented) >= _PRESENTED_MAX:
+                _presented.clear()
+            presented = _presented[key] = present(course, on=on)
+        shown.append(presented)
     return shown
 
 
