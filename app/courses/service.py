@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
 from app.core.errors import Forbidden, PreconditionFailed, Unprocessable
+from app.core.http import dumps
 from app.core.ids import today
 from app.courses import repository
 from app.deps import Principal
@@ -67,13 +69,13 @@ def present(course: Mapping[str, Any], measures: rules.MeasureFacts | None = Non
 
 # A course row is the same at the same version (every write goes through repository.save, which
 # bumps it), so a presented course only changes with its version or the date: list pages, read
-# again and again, reuse it. Bounded; shared read-only (the list is serialized, never changed).
+# again and again, reuse it, already as JSON. Bounded.
 _PRESENTED_MAX = 50_000
-_presented: dict[tuple[str, int, date], dict[str, Any]] = {}
+_presented: dict[tuple[str, int, date], orjson.Fragment] = {}
 
 
-def present_page(courses: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``present`` for the courses of a list page, each remembered by id, version and date."""
+def present_page(courses: list[Mapping[str, Any]]) -> list[orjson.Fragment]:
+    """``present`` for the courses of a list page as JSON, each remembered by id, version and date."""
     on = today()
     shown = []
     for course in courses:
@@ -82,7 +84,7 @@ def present_page(courses: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if presented is None:
             if len(_presented) >= _PRESENTED_MAX:
                 _presented.clear()
-            presented = _presented[key] = present(course, on=on)
+            presented = _presented[key] = orjson.Fragment(dumps(present(course, on=on)))
         shown.append(presented)
     return shown
 
