@@ -135,7 +135,8 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
 @asynccontextmanager
 async def _connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A pooled connection, in turn; a server that cannot be reached is OperationalError (503), as any DBAPI error."""
-    async with _turn(engine):
+    turns = await _wait_turn(engine)
+    try:
         try:
             conn = await engine.connect()
         except (OSError, TimeoutError) as exc:  # asyncpg raises these on connect, not a DBAPI error
@@ -146,14 +147,15 @@ async def _connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             if not conn.invalidated:  # queued writes of an unfinished transaction never outlive it
                 conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
             await conn.close()
+    finally:
+        turns.release()
 
 
 _turns: weakref.WeakKeyDictionary[sa.Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-@asynccontextmanager
-async def _turn(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Wait for a pooled connection in arrival order (PoolTimeout, a 503, after the pool's timeout).
+async def _wait_turn(engine: AsyncEngine) -> asyncio.Semaphore:
+    """Wait for a pooled connection in arrival order (PoolTimeout, a 503, after the pool's timeout); release it after.
 
     SQLAlchemy's async pool lets a newcomer take a connection that was just handed back ahead of
     the request already waiting for it, which then queues again at the back: under load a few
@@ -164,13 +166,11 @@ async def _turn(engine: AsyncEngine) -> AsyncIterator[None]:
     if turns is None:
         turns = _turns[engine.sync_engine] = asyncio.Semaphore(engine.sync_engine.pool.size())
     try:
-        await asyncio.wait_for(turns.acquire(), engine.sync_engine.pool.timeout())
+        async with asyncio.timeout(engine.sync_engine.pool.timeout()):  # not wait_for: that costs a task each time
+            await turns.acquire()
     except TimeoutError:
         raise sa.exc.TimeoutError("no database connection became free in time") from None
-    try:
-        yield
-    finally:
-        turns.release()
+    return turns
 
 
 # --- asyncpg under SQLAlchemy ---------------------------------------------------------------
