@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db import begin_on_driver, driver_error, flush_writes, queue_write
+from app.core.driver import begin_on_driver, driver_error, flush_writes, queue_write
 
 Binds = list[tuple[str, Any, "Callable[[Any], Any] | None"]]  # in $n order: name, default value, bind processor
 

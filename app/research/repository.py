@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
-from app.core.db import begin_on_driver, driver_error
+from app.core.driver import begin_on_driver, driver_error
 from app.core.fastsql import for_driver
 from app.courses.models import Course
 from app.formulations.models import Formulation
