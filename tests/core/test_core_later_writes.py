@@ -56,3 +56,16 @@ async def test_writes_queued_in_a_rolled_back_transaction_are_never_sent(app):
         await outbox._insert.later(db, _event(world.org_id))
     async with transaction(app.state.engine, write=False) as db:
         assert (await _count.first(db, {"org": world.org_id}))["count_1"] == 1
+
+
+async def test_a_queued_write_that_fails_before_a_sqlalchemy_statement_is_that_statements_error(app):
+    world = await make_world(app)
+    taken = new_id()
+    query = sa.select(sa.func.count()).select_from(OutboxEvent).where(OutboxEvent.organization_id == world.org_id)
+    with pytest.raises(sa.exc.IntegrityError):
+        async with transaction(app.state.engine, write=True) as db:
+            await outbox._insert.later(db, _event(world.org_id, taken))
+            await outbox._insert.later(db, _event(world.org_id, taken))
+            await db.scalar(query)  # the queue goes first, and fails, as SQLAlchemy's own error
+    async with transaction(app.state.engine, write=False) as db:
+        assert await db.scalar(query) == 0
