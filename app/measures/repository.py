@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -62,7 +63,12 @@ _CHRONOLOGICAL_READS = {False: Statement(_of_course),
 
 async def chronological(db: AsyncConnection, course_id: str, instrument: str | None = None) -> list[dict[str, Any]]:
     """Every measure of the course (or of one instrument), oldest administration first."""
-    return await _CHRONOLOGICAL_READS[instrument is not None].rows(db, {"course_id": course_id, "instrument": instrument})
+    return [dict(m) for m in await chronological_view(db, course_id, instrument)]
+
+
+async def chronological_view(db: AsyncConnection, course_id: str, instrument: str | None = None) -> list[Mapping[str, Any]]:
+    """``chronological``, read-only: the rows as the driver returns them (for outcomes and charts)."""
+    return await _CHRONOLOGICAL_READS[instrument is not None].mappings(db, {"course_id": course_id, "instrument": instrument})
 
 
 async def baseline(db: AsyncConnection, course_id: str, instrument: str) -> dict[str, Any] | None:

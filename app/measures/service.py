@@ -20,10 +20,12 @@ from app.measures import chart, repository
 from app.sessions import repository as sessions
 from app.webhooks import outbox
 
+_MEAN_SCORED = frozenset(i for i in instruments.INSTRUMENTS if instruments.get_instrument(i).scoring == "mean")
+
 
 def number(instrument_id: str, value: Any) -> int | float:
     """A stored total as the API shows it: a whole number, or the MSPSS mean to 2 decimals."""
-    return round2(value) if instruments.get_instrument(instrument_id).scoring == "mean" else int(value)
+    return round2(value) if instrument_id in _MEAN_SCORED else int(value)
 
 
 def present(measure: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +130,7 @@ async def list_page(db: AsyncConnection, principal: Principal, course_id: str, p
     return result
 
 
-def _points(measures: list[dict[str, Any]]) -> dict[str, list[instruments.MeasurePoint]]:
+def _points(measures: list[Any]) -> dict[str, list[instruments.MeasurePoint]]:
     points: dict[str, list[instruments.MeasurePoint]] = {}
     for m in measures:
         total = number(m["instrument"], m["total"])
@@ -141,7 +143,7 @@ async def outcomes(db: AsyncConnection, principal: Principal, course_id: str) ->
     """api.md's outcomes of a course: one entry per instrument it has (catalogue order), and the paired result."""
     course = await courses.get(db, principal, course_id)
     audit.note(resource_type="outcome", resource_id=course_id, patient_id=course["patient_id"])
-    points = _points(await repository.chronological(db, course_id))
+    points = _points(await repository.chronological_view(db, course_id))
     return {
         "instruments": [instruments.instrument_outcome(i, points[i]) for i in instruments.INSTRUMENTS if i in points],
         "paired": instruments.paired_outcome(points.get("phq-9", ()), points.get("gad-7", ())),
@@ -155,7 +157,7 @@ async def chart_svg(db: AsyncConnection, principal: Principal, course_id: str, i
     points = [
         chart.ChartPoint(m["session_number"] or 0, number(instrument, m["total"]), bool(m["risk_items"]),
                          bool(m["risk_flag_open"]))
-        for m in await repository.chronological(db, course_id, instrument)
+        for m in await repository.chronological_view(db, course_id, instrument)
     ]
     limit = course_service.snapshot(course).limit
     return chart.render(instruments.get_instrument(instrument), points, limit)
