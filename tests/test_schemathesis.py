@@ -86,7 +86,10 @@ async def test_schemathesis_finds_no_failure_on_a_live_server(pg_app, postgres_u
             "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", str(MAX_EXAMPLES),
             "--seed", str(SEED),
-            "--workers", "2",
+            # One worker: with two threads, CPython 3.11.7's ast module can fail inside schemathesis's own
+            # code ("AST constructor recursion depth mismatch", a CPython bug fixed in 3.11.8) and the run
+            # ends in a runtime error that says nothing about the API.
+            "--workers", "1",
             "--generation-database", "none",
             "--request-timeout", "10",
             "--report", "junit", "--report-dir", str(tmp_path / "report"),
