@@ -135,18 +135,23 @@ async def outcomes(scope, course_id: str) -> tuple[int, bytes]:
     return 200, _dumps(rows)
 
 
+async def _insert_audited(scope, insert: str, values: dict, resource_type: str, course_id: str) -> tuple[int, bytes]:
+    """The insert and its audit row, in one transaction; 404 when the course is not there."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(insert, values)).fetchone()
+        if row is None:
+            return 404, _NOT_FOUND
+        await conn.execute(AUDIT_OF_COURSE, _audit(scope, "create", resource_type, row["id"], 201, course=course_id))
+    return 201, _dumps(row)
+
+
 async def record_session(scope, course_id: str, body: dict) -> tuple[int, bytes]:
     values = {"id": new_id(), "now": datetime.now(UTC), "course_id": course_id, "number": body.get("number"),
               "held_on": body["held_on"], "attendance": body["attendance"],
               "modality": body.get("modality", "in_person"), "duration_minutes": body.get("duration_minutes"),
               "note": body.get("note"),
               "problem_areas_addressed": orjson.dumps(body.get("problem_areas_addressed", [])).decode()}
-    async with pool.connection() as conn:
-        row = await (await conn.execute(INSERT_SESSION, values)).fetchone()
-        if row is None:
-            return 404, _NOT_FOUND
-        await conn.execute(AUDIT_OF_COURSE, _audit(scope, "create", "session", row["id"], 201, course=course_id))
-    return 201, _dumps(row)
+    return await _insert_audited(scope, INSERT_SESSION, values, "session", course_id)
 
 
 async def record_measure(scope, course_id: str, body: dict) -> tuple[int, bytes]:
@@ -158,12 +163,7 @@ async def record_measure(scope, course_id: str, body: dict) -> tuple[int, bytes]
               "severity": next(code for high, code in PHQ9_BANDS if total <= high),
               "risk_items": orjson.dumps(risk).decode(), "session_number": body.get("session_number"),
               "risk_flag_open": bool(risk), "actor": ACTOR}
-    async with pool.connection() as conn:
-        row = await (await conn.execute(INSERT_MEASURE, values)).fetchone()
-        if row is None:
-            return 404, _NOT_FOUND
-        await conn.execute(AUDIT_OF_COURSE, _audit(scope, "create", "measure", row["id"], 201, course=course_id))
-    return 201, _dumps(row)
+    return await _insert_audited(scope, INSERT_MEASURE, values, "measure", course_id)
 
 
 async def _respond(send, status: int, body: bytes) -> None:

@@ -78,13 +78,18 @@ def queue_write(conn: AsyncConnection, key: int, sql: str, args: list[Any]) -> N
     conn.sync_connection.info.setdefault(_PENDING, []).append((key, sql, args))  # type: ignore[union-attr]
 
 
-def _combine(writes: list[tuple[int, str, list[Any]]]) -> str:
-    clauses, offset = [], 0
-    for n, (_, sql, args) in enumerate(writes):
-        renumbered = _PARAMETER.sub(lambda m, base=offset: f"${int(m.group(1)) + base}", sql)
-        clauses.append(f"w{n} AS ({renumbered})")
-        offset += len(args)
-    return "WITH " + ", ".join(clauses) + " SELECT 1"
+def _as_one_statement(writes: list[tuple[int, str, list[Any]]]) -> tuple[str, list[Any]]:
+    """The queued writes as one statement (compiled once per combination) and its arguments."""
+    key = tuple(write[0] for write in writes)
+    sql = _combined.get(key)
+    if sql is None:
+        clauses, offset = [], 0
+        for n, (_, write_sql, args) in enumerate(writes):
+            renumbered = _PARAMETER.sub(lambda m, base=offset: f"${int(m.group(1)) + base}", write_sql)
+            clauses.append(f"w{n} AS ({renumbered})")
+            offset += len(args)
+        sql = _combined[key] = writes[0][1] if len(writes) == 1 else "WITH " + ", ".join(clauses) + " SELECT 1"
+    return sql, [arg for _, _, write_args in writes for arg in write_args]
 
 
 async def flush_writes(conn: AsyncConnection) -> None:
@@ -92,11 +97,7 @@ async def flush_writes(conn: AsyncConnection) -> None:
     writes = None if conn.invalidated else conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
     if not writes:
         return
-    key = tuple(write[0] for write in writes)
-    sql = _combined.get(key)
-    if sql is None:
-        sql = _combined[key] = writes[0][1] if len(writes) == 1 else _combine(writes)
-    args = [arg for _, _, write_args in writes for arg in write_args]
+    sql, args = _as_one_statement(writes)
     driver = await begin_on_driver(conn)
     try:
         await driver.execute(sql, *args)
@@ -114,14 +115,12 @@ def flush_before_sqlalchemy(sync_engine: sa.Engine) -> None:
             await_(_flush_sync_side(conn))
 
     async def _flush_sync_side(conn: sa.Connection) -> None:
-        writes = conn.info.pop(_PENDING)
-        key = tuple(write[0] for write in writes)
-        sql = _combined.get(key) or (writes[0][1] if len(writes) == 1 else _combine(writes))
+        sql, args = _as_one_statement(conn.info.pop(_PENDING))
         adapter = conn.connection.dbapi_connection
         if adapter._transaction is None:
             await adapter._start_transaction()
         try:
-            await adapter._connection.execute(sql, *[arg for _, _, write_args in writes for arg in write_args])
+            await adapter._connection.execute(sql, *args)
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy wraps the adapter's translation as for its own statements
             adapter._handle_exception(exc)
 

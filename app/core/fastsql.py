@@ -100,8 +100,7 @@ class Statement:
 
 def insert_row(table: Any) -> Statement:
     """INSERT of one whole row (every column a bind parameter named after it): run it with model_dump()'s dict."""
-    columns = table.__table__.columns if hasattr(table, "__table__") else table.columns
-    return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in columns}))
+    return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.__table__.columns}))
 
 
 class UpdateById:

@@ -64,7 +64,8 @@ async def record(db: AsyncConnection, principal: Principal, course_id: str, data
         session_number = (await sessions.get(db, course_id, data["session_id"]))["number"]
     if session_number is None:  # unlinked, or linked to a missed or cancelled appointment
         session_number = await _attended_by(db, course, day)
-    baseline = await repository.baseline(db, course_id, data["instrument"])  # before the insert: one round trip less
+    # Read before the insert (one round trip less); a course with no measure yet has no baseline to read.
+    baseline = None if course["first_measure_on"] is None else await repository.baseline(db, course_id, data["instrument"])
     measure = await repository.insert(db, {
         "organization_id": principal.organization_id, "course_id": course_id, "session_id": data.get("session_id"),
         "instrument": data["instrument"], "administered_on": day,

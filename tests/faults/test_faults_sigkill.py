@@ -49,6 +49,18 @@ def _writer(base: str, headers: dict, kind: str, course: dict | None, stop: thre
                 refused.append((response.status_code, response.text[:300]))
 
 
+def _without_audit_or_outbox(conn: psycopg.Connection, table: str, kind: str, course_ids: list[str]) -> list:
+    """Rows of ``table`` (a session or measure) missing their 201 audit event or their ``<kind>.recorded`` outbox event."""
+    return conn.execute(
+        f"""SELECT r.id FROM {table} r WHERE r.course_id = ANY(%(c)s) AND (
+             NOT EXISTS (SELECT 1 FROM audit_event a WHERE a.resource_id = r.id
+                         AND a.action = 'create' AND a.resource_type = %(kind)s AND a.outcome = 201)
+             OR NOT EXISTS (SELECT 1 FROM outbox_event o WHERE o.type = %(kind)s || '.recorded'
+                            AND o.data->>(%(kind)s || '_id') = r.id AND o.data->>'course_id' = r.course_id))""",
+        {"c": course_ids, "kind": kind},
+    ).fetchall()
+
+
 def _missing(conn: psycopg.Connection, table: str, ids: list[str]) -> set[str]:
     found = conn.execute(f"SELECT id FROM {table} WHERE id = ANY(%s)", (ids,)).fetchall()
     return set(ids) - {row[0] for row in found}
@@ -107,24 +119,9 @@ def test_sigkill_mid_write_loses_no_acknowledged_write_and_half_writes_none(clus
             assert not _missing(conn, "patient", acked["patient"])
 
             # Nothing is half written: each session has its audit event and its session.recorded event.
-            orphans = conn.execute(
-                """SELECT s.id FROM therapy_session s WHERE s.course_id = ANY(%(c)s) AND (
-                     NOT EXISTS (SELECT 1 FROM audit_event a WHERE a.resource_id = s.id
-                                 AND a.action = 'create' AND a.resource_type = 'session' AND a.outcome = 201)
-                     OR NOT EXISTS (SELECT 1 FROM outbox_event o WHERE o.type = 'session.recorded'
-                                    AND o.data->>'session_id' = s.id AND o.data->>'course_id' = s.course_id))""",
-                {"c": course_ids},
-            ).fetchall()
-            assert not orphans, f"sessions without their audit or outbox event: {orphans[:5]}"
-            orphans = conn.execute(
-                """SELECT m.id FROM measure m WHERE m.course_id = ANY(%(c)s) AND (
-                     NOT EXISTS (SELECT 1 FROM audit_event a WHERE a.resource_id = m.id
-                                 AND a.action = 'create' AND a.resource_type = 'measure' AND a.outcome = 201)
-                     OR NOT EXISTS (SELECT 1 FROM outbox_event o WHERE o.type = 'measure.recorded'
-                                    AND o.data->>'measure_id' = m.id AND o.data->>'course_id' = m.course_id))""",
-                {"c": course_ids},
-            ).fetchall()
-            assert not orphans, f"measures without their audit or outbox event: {orphans[:5]}"
+            for table, kind in (("therapy_session", "session"), ("measure", "measure")):
+                orphans = _without_audit_or_outbox(conn, table, kind, course_ids)
+                assert not orphans, f"{kind}s without their audit or outbox event: {orphans[:5]}"
             # ... and no event announces a row that is not there.
             ghosts = conn.execute(
                 """SELECT o.id FROM outbox_event o WHERE o.data->>'course_id' = ANY(%(c)s) AND (

@@ -42,11 +42,8 @@ async def _finished_event(app, request_id: str) -> dict:
     raise AssertionError("no closing audit event")
 
 
-async def test_rows_are_sent_batch_by_batch_each_chunk_whole_rows(app, client, world, monkeypatch):
-    await _six_measures(client, world)
-    monkeypatch.setattr(repository, "BATCH_ROWS", 2)
-    whole = await client.get("/v1/research/measures", headers=world.researcher.headers)
-    messages: list[dict] = []
+def _receiver(gone: asyncio.Event):
+    """An ASGI receive: the empty request body, then a disconnect once ``gone`` is set."""
     asked = False
 
     async def receive() -> dict:
@@ -54,8 +51,18 @@ async def test_rows_are_sent_batch_by_batch_each_chunk_whole_rows(app, client, w
         if not asked:
             asked = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays
-        return {}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def test_rows_are_sent_batch_by_batch_each_chunk_whole_rows(app, client, world, monkeypatch):
+    await _six_measures(client, world)
+    monkeypatch.setattr(repository, "BATCH_ROWS", 2)
+    whole = await client.get("/v1/research/measures", headers=world.researcher.headers)
+    messages: list[dict] = []
+    receive = _receiver(asyncio.Event())  # the client stays
 
     async def send(message: dict) -> None:
         messages.append(message)
@@ -76,15 +83,7 @@ async def test_a_client_that_goes_away_mid_stream_frees_the_connection_and_is_au
     pool = app.state.engine.pool
     checked_out = pool.checkedout()
     gone, started, bodies = asyncio.Event(), {}, []
-    asked = False
-
-    async def receive() -> dict:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
+    receive = _receiver(gone)
 
     async def send(message: dict) -> None:
         if message["type"] == "http.response.start":
