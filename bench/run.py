@@ -77,8 +77,9 @@ class Tokens:
         self.cache: dict[str, tuple[str, float]] = {}
 
     def get(self, login: str) -> str:
-        token, at = self.cache.get(login, ("", 0.0))
-        if time.monotonic() - at > TOKEN_MAX_AGE:
+        # Not "at = 0.0" for a missing token: monotonic time starts at boot, which can be minutes ago.
+        token, at = self.cache.get(login, (None, 0.0))
+        if token is None or time.monotonic() - at > TOKEN_MAX_AGE:
             token, at = get_token(self.base, self.emails[login], self.password), time.monotonic()
             self.cache[login] = (token, at)
         return token
