@@ -1,9 +1,11 @@
 """The floor: the least a Python server can do for each benchmarked endpoint, from PostgreSQL.
 
 A raw ASGI app (no framework, no auth, no ORM) on the same uvicorn as the API. Each request runs,
-in one transaction on a psycopg 3 pool (prepared statements as psycopg does by default), the same
-read or insert as the API (same table, same columns) plus an INSERT into audit_event with the
-columns the app fills, and answers with orjson. What it does not do, on purpose:
+on a psycopg 3 pool (prepared statements as psycopg does by default), the same read or insert as
+the API (same table, same columns) plus an INSERT into audit_event with the columns the app
+fills, and answers with orjson. As in the API, a read and its audit row are two statements with
+no transaction around them (each is atomic; at READ COMMITTED a transaction adds nothing to a
+read), and an insert and its audit row are one transaction. What it does not do, on purpose:
 
 - no token, no account re-read, no caseload filter, no rate limit, no idempotency;
 - the list takes its organization and position as plain query parameters (``?org=&after=``), not
@@ -84,7 +86,7 @@ pool = AsyncConnectionPool(
     os.environ["FLOOR_DATABASE_URL"],
     min_size=int(os.environ.get("FLOOR_POOL_SIZE", "10")),  # the API's IPT_DB_POOL_SIZE default
     max_size=int(os.environ.get("FLOOR_POOL_SIZE", "10")),
-    kwargs={"row_factory": dict_row},
+    kwargs={"row_factory": dict_row, "autocommit": True},  # writes open their transaction themselves
     open=False,
 )
 
@@ -108,7 +110,7 @@ def _dumps(value) -> bytes:
 
 
 async def get_course(scope, course_id: str) -> tuple[int, bytes]:
-    async with pool.connection() as conn:  # the pool's context commits on the way out: one transaction
+    async with pool.connection() as conn:
         row = await (await conn.execute(GET_COURSE, (course_id,))).fetchone()
         if row is None:
             return 404, _NOT_FOUND
@@ -137,7 +139,7 @@ async def outcomes(scope, course_id: str) -> tuple[int, bytes]:
 
 async def _insert_audited(scope, insert: str, values: dict, resource_type: str, course_id: str) -> tuple[int, bytes]:
     """The insert and its audit row, in one transaction; 404 when the course is not there."""
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         row = await (await conn.execute(insert, values)).fetchone()
         if row is None:
             return 404, _NOT_FOUND

@@ -25,10 +25,16 @@ def asyncpg_adapter(conn: AsyncConnection) -> Any:
     return conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
 
 
-async def begin_on_driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection, inside the transaction (begun here unless it already was)."""
+async def begin_on_driver(conn: AsyncConnection, *, alone: bool = False) -> Any:
+    """The asyncpg connection, inside the transaction (begun here unless it already was).
+
+    ``alone``: the statement about to run needs no transaction around it when none is open yet, so
+    none is begun (two round trips saved, BEGIN and COMMIT). That holds for a plain read before
+    the first write (at READ COMMITTED each statement takes its own snapshot, in a transaction or
+    not) and for the request's only write batch sent at its end (one statement is atomic).
+    """
     adapter = asyncpg_adapter(conn)
-    if adapter._transaction is None:
+    if adapter._transaction is None and not alone:
         try:
             await adapter._start_transaction()
         except Exception as exc:
@@ -39,7 +45,7 @@ async def begin_on_driver(conn: AsyncConnection) -> Any:
 async def end_transaction(conn: AsyncConnection, *, commit: bool) -> None:
     """Commit or roll back, through SQLAlchemy only if it began a transaction of its own."""
     if commit:
-        await flush_writes(conn)
+        await flush_writes(conn, last=True)
     else:
         drop_writes(conn)
     if conn.in_transaction():
@@ -92,13 +98,13 @@ def _as_one_statement(writes: list[tuple[int, str, list[Any]]]) -> tuple[str, li
     return sql, [arg for _, _, write_args in writes for arg in write_args]
 
 
-async def flush_writes(conn: AsyncConnection) -> None:
-    """Send the queued writes, in one round trip."""
+async def flush_writes(conn: AsyncConnection, *, last: bool = False) -> None:
+    """Send the queued writes, in one round trip (``last``: at commit, on their own if nothing else wrote)."""
     writes = None if conn.invalidated else conn.sync_connection.info.pop(_PENDING, None)  # type: ignore[union-attr]
     if not writes:
         return
     sql, args = _as_one_statement(writes)
-    driver = await begin_on_driver(conn)
+    driver = await begin_on_driver(conn, alone=last)
     try:
         await driver.execute(sql, *args)
     except Exception as exc:

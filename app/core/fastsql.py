@@ -49,6 +49,8 @@ class Statement:
 
     def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
+        # A plain SELECT (no row lock) runs without a transaction when none is open (driver.begin_on_driver).
+        self._alone = isinstance(statement, sa.Select) and statement._for_update_arg is None
         self._sql: str | None = None
         self._binds: Binds = []
 
@@ -69,7 +71,7 @@ class Statement:
         await flush_writes(db)
         sql = self._compiled(db.dialect)
         args = _arguments(self._binds, params)
-        driver = await begin_on_driver(db)
+        driver = await begin_on_driver(db, alone=self._alone)
         try:
             records = await driver.fetch(sql, *args)
         except Exception as exc:

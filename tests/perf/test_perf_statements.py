@@ -2,54 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
 from tests.support.clinic import CourseDriver, open_course
 from tests.support.measures import gad7, phq9, record
+from tests.support.statements import recording
 from tests.support.world import create_patient
 
 
-@contextmanager
-def counting(app):
-    """Count the statements a request sends: on PostgreSQL every query asyncpg runs (SQLAlchemy's and
-    the compiled ones app.core.fastsql runs on the driver alike), on SQLite every one SQLAlchemy runs."""
-    counter = {"n": 0}
-
-    def count(*_args):
-        counter["n"] += 1
-
-    engine = app.state.engine.sync_engine
-    if engine.dialect.name != "postgresql":
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            yield counter
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-        return
-    watched = []
-
-    def watch(dbapi_connection, _record, _proxy):
-        driver = dbapi_connection._connection
-        driver.add_query_logger(count)
-        watched.append(driver)
-
-    event.listen(engine.pool, "checkout", watch)
-    try:
-        yield counter
-    finally:
-        event.remove(engine.pool, "checkout", watch)
-        for driver in watched:
-            driver.remove_query_logger(count)
-
-
 async def _statements(app, client, actor, path: str) -> int:
-    with counting(app) as counter:
+    async with recording(app) as sent:
         response = await client.get(path, headers=actor.headers)
     assert response.status_code == 200, (path, response.text)
-    assert counter["n"] > 0, f"no statement counted for {path}: the counting is broken"
-    return counter["n"]
+    assert sent, f"no statement counted for {path}: the counting is broken"
+    return len(sent)
 
 
 async def _course_with(client, actor, sessions: int) -> CourseDriver:
