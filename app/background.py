@@ -12,16 +12,27 @@ from app.core import idempotency
 from app.core.db import transaction
 
 log = logging.getLogger("ipt.background")
+SEAL_BATCH = 2000  # events chained per transaction: the head's row lock is held this long
 
 
-async def seal_audit_log(engine: AsyncEngine) -> int:
-    """Chain every organization's unsealed audit events; returns how many were sealed."""
+async def seal_audit_log(engine: AsyncEngine, batch: int = SEAL_BATCH) -> int:
+    """Chain every organization's unsealed audit events; returns how many were sealed.
+
+    One batch per organization in turn, again while any batch came back full: a backlog drains at
+    once instead of one batch a second, and no organization waits behind another's backlog.
+    """
     async with transaction(engine, write=False) as db:
-        organizations = await audit.organizations_with_unsealed(db)
+        waiting = await audit.organizations_with_unsealed(db)
     sealed = 0
-    for organization_id in organizations:
-        async with transaction(engine, write=True) as db:
-            sealed += await audit.seal(db, organization_id)
+    while waiting:
+        full = []
+        for organization_id in waiting:
+            async with transaction(engine, write=True) as db:
+                count = await audit.seal(db, organization_id, batch)
+            sealed += count
+            if count == batch:
+                full.append(organization_id)
+        waiting = full
     return sealed
 
 

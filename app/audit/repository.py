@@ -36,14 +36,26 @@ async def patient_of_course(db: AsyncConnection, organization_id: str, course_id
     return await db.scalar(query)
 
 
+# A skip scan of the unsealed index: one probe per organization with events waiting, never a
+# pass over the events themselves (DISTINCT read every unsealed entry, dead versions included).
+_WAITING = sa.text("""
+WITH RECURSIVE waiting(organization_id) AS (
+    SELECT min(organization_id) FROM audit_event WHERE seq IS NULL
+    UNION ALL
+    SELECT (SELECT min(e.organization_id) FROM audit_event e WHERE e.seq IS NULL AND e.organization_id > w.organization_id)
+    FROM waiting w WHERE w.organization_id IS NOT NULL
+)
+SELECT organization_id FROM waiting WHERE organization_id IS NOT NULL
+""")
+
+
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
     """Organizations that have events waiting to be chained."""
-    query = sa.select(AuditEvent.organization_id).where(AuditEvent.seq.is_(None)).distinct()
-    return list((await db.scalars(query)).all())
+    return list((await db.scalars(_WAITING)).all())
 
 
 async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> int:
-    """Chain the organization's unsealed events after its head, under the head's row lock."""
+    """Chain up to ``batch`` of the organization's unsealed events after its head, under the head's row lock."""
     await insert_ignoring_conflicts(
         db, AuditChain.__table__, {"organization_id": organization_id, "seq": 0, "hash": chain.GENESIS},
         [AuditChain.organization_id],
@@ -63,19 +75,36 @@ async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> 
         seq += 1
         event["seq"] = seq
         digest = chain.link(prev_hash, event)
-        sealed.append({"b_id": event["id"], "seq": seq, "prev_hash": prev_hash, "hash": digest})
+        sealed.append((event["id"], seq, prev_hash, digest))
         prev_hash = digest
     if sealed:
-        stmt = (
-            sa.update(AuditEvent)
-            .where(AuditEvent.id == sa.bindparam("b_id"))
-            .values(seq=sa.bindparam("seq"), prev_hash=sa.bindparam("prev_hash"), hash=sa.bindparam("hash"))
-        )
-        await db.execute(stmt, sealed)
+        await _write_seals(db, sealed)
         await db.execute(
             sa.update(AuditChain).where(AuditChain.organization_id == organization_id).values(seq=seq, hash=prev_hash)
         )
     return len(sealed)
+
+
+_SEAL_ALL = sa.text("""
+UPDATE audit_event SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+FROM unnest(CAST(:ids AS varchar[]), CAST(:seqs AS integer[]), CAST(:prev_hashes AS varchar[]), CAST(:hashes AS varchar[]))
+    AS v(id, seq, prev_hash, hash)
+WHERE audit_event.id = v.id
+""")
+_seal_one = (
+    sa.update(AuditEvent)
+    .where(AuditEvent.id == sa.bindparam("b_id"))
+    .values(seq=sa.bindparam("seq"), prev_hash=sa.bindparam("prev_hash"), hash=sa.bindparam("hash"))
+)
+
+
+async def _write_seals(db: AsyncConnection, sealed: list[tuple[str, int, str, str]]) -> None:
+    """Fill seq, prev_hash and hash of the sealed events: on PostgreSQL in one statement (arrays), not one per event."""
+    if db.dialect.name == "postgresql":
+        ids, seqs, prev_hashes, hashes = (list(column) for column in zip(*sealed, strict=True))
+        await db.execute(_SEAL_ALL, {"ids": ids, "seqs": seqs, "prev_hashes": prev_hashes, "hashes": hashes})
+        return
+    await db.execute(_seal_one, [{"b_id": i, "seq": n, "prev_hash": p, "hash": h} for i, n, p, h in sealed])
 
 
 async def list_page(db: AsyncConnection, organization_id: str, page: Page, filters: dict[str, Any]) -> dict:

@@ -29,7 +29,9 @@ class OutboxEvent(SQLModel, table=True):
     """An event written in the same transaction as the change it announces."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (sa.Index("ix_outbox_event_pending", "dispatched_at", "id"),)
+    # Only the events not yet fanned out, in order: small however many have been dispatched.
+    __table_args__ = (sa.Index("ix_outbox_event_pending", "id", postgresql_where=sa.text("dispatched_at IS NULL"),
+                               sqlite_where=sa.text("dispatched_at IS NULL")),)
     id: str = id_field()
     organization_id: str = org_field()
     type: str = Field(max_length=64)

@@ -27,6 +27,7 @@ BASE_DELAY_SECONDS = 5
 MAX_DELAY_SECONDS = 3600
 LEASE_SECONDS = 60
 TIMEOUT_SECONDS = 10
+FAN_OUT_BATCH = 1000  # outbox events turned into deliveries per transaction
 
 
 def backoff(attempts: int, base: float = BASE_DELAY_SECONDS) -> float:
@@ -48,13 +49,17 @@ class Worker:
         self.http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
 
     async def run_once(self) -> int:
-        """One pass: fan out new events, then deliver what is due; returns deliveries attempted."""
-        async with transaction(self.engine, write=True) as db:
-            await repository.fan_out(db)
+        """One pass: fan out every new event, then deliver what is due; returns deliveries attempted."""
+        while await self._fan_out() == FAN_OUT_BATCH:  # a burst of events drains now, not a batch a second
+            pass
         async with transaction(self.engine, write=True) as db:
             due = await repository.claim_due(db, utcnow() + timedelta(seconds=LEASE_SECONDS))
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
+
+    async def _fan_out(self) -> int:
+        async with transaction(self.engine, write=True) as db:
+            return await repository.fan_out(db, FAN_OUT_BATCH)
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         body = payload(delivery)

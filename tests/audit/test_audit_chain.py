@@ -147,6 +147,18 @@ async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, cl
         assert f"intact for organization {org}" in out
 
 
+async def test_one_sealing_pass_drains_backlogs_larger_than_a_batch_in_every_organization(app, client):
+    orgs = [await _org_with_events(app, client, count) for count in (7, 2)]
+    await seal_audit_log(app.state.engine, batch=3)  # 7 events: three batches in one pass, the last one short
+    for org, count in zip(orgs, (7, 2), strict=True):
+        chain = await _chain(app, org)
+        assert [e["seq"] for e in chain] == list(range(1, count + 1))
+        async with transaction(app.state.engine, write=False) as db:
+            assert await audit_repository.verify(db, org) == []
+    async with transaction(app.state.engine, write=False) as db:
+        assert not set(orgs) & set(await audit_repository.organizations_with_unsealed(db))
+
+
 # The append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone),
 # so these two run once, on a PostgreSQL database of their own.
 async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(pg_app, pg_client):

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from app.main import create_app
 from app.webhooks.models import WebhookDelivery
+from app.webhooks import worker as worker_module
 from app.webhooks.worker import Worker
 from tests.conftest import test_settings
 from tests.support.clinic import CourseDriver, open_course
@@ -82,6 +83,19 @@ async def test_receiver_failing_twice_gets_the_event_on_the_third_attempt(hook_a
     log = (await hook_client.get(f"/v1/webhooks/{subscription['id']}/deliveries", headers=world.admin.headers)).json()
     [entry] = log["data"]
     assert (entry["status"], entry["attempts"], entry["last_status_code"]) == ("delivered", 3, 204)
+
+
+async def test_one_pass_fans_out_a_burst_larger_than_a_batch(hook_app, hook_client, monkeypatch):
+    monkeypatch.setattr(worker_module, "FAN_OUT_BATCH", 1)
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        inbox.secret = (await _subscribe(hook_client, world, inbox.url, events=["course.created"]))["secret"]
+        for _ in range(3):
+            await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, allow_private=True)
+        assert await worker.run_once() == 3  # all three events fanned out and delivered in one pass
+        await worker.http.aclose()
+    assert len(inbox.valid()) == 3
 
 
 async def test_backoff_grows_exponentially_up_to_a_cap():
