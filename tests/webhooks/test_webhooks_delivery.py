@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.main import create_app
-from app.webhooks.models import WebhookDelivery
 from app.webhooks import worker as worker_module
+from app.webhooks.models import WebhookDelivery
 from app.webhooks.worker import Worker
 from tests.conftest import test_settings
 from tests.support.clinic import CourseDriver, open_course
