@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -24,6 +25,14 @@ HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_me
 SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 
 
+# The row's values in the snapshot's field order (CourseSnapshot up to formulation), the measure
+# facts' and the shown fields', each read in one C call: every course of a list page goes here.
+_snapshot_values = itemgetter("protocol", "phase", "planned_sessions", "extension_sessions", "started_on",
+                              "sessions_attended", "attended_in_phase", "latest_session_on")
+_fact_values = itemgetter("first_measure_on", "first_attended_on", "last_measure_session_number", "risk_flag_open")
+_shown_values = itemgetter(*SHOWN)
+
+
 def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
     """The frozen view of a course row that the rules read."""
     formulation_snapshot = None
@@ -33,34 +42,23 @@ def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count
             for a in formulation.problem_areas
         )
         formulation_snapshot = rules.FormulationSnapshot(formulation.status, areas)
-    return rules.CourseSnapshot(
-        protocol=course["protocol"],
-        phase=course["phase"],
-        planned_sessions=course["planned_sessions"],
-        extension_sessions=course["extension_sessions"],
-        started_on=course["started_on"],
-        attended=course["sessions_attended"],
-        attended_in_phase=course["attended_in_phase"],
-        latest_session_on=course["latest_session_on"],
-        formulation=formulation_snapshot,
-        inventory_count=inventory_count,
-    )
+    return rules.CourseSnapshot(*_snapshot_values(course), formulation_snapshot, inventory_count)
 
 
 def measure_facts(course: Mapping[str, Any]) -> rules.MeasureFacts:
     """The measure facts the advisories need, from the columns the measures service keeps on the course row."""
-    first_measure, first_attended = course["first_measure_on"], course["first_attended_on"]
+    first_measure, first_attended, last_session_number, risk_flag_open = _fact_values(course)
     return rules.MeasureFacts(
-        latest_measure_attended_number=course["last_measure_session_number"],
+        latest_measure_attended_number=last_session_number,
         has_baseline=first_measure is not None and (first_attended is None or first_measure <= first_attended),
-        risk_flag_open=bool(course["risk_flag_open"]),
+        risk_flag_open=bool(risk_flag_open),
     )
 
 
 def present(course: Mapping[str, Any], measures: rules.MeasureFacts | None = None, on: date | None = None) -> dict[str, Any]:
     """A course as the API shows it (on ``on``, default today): contract arithmetic and advisories added, internals dropped."""
     snap = snapshot(course)
-    out = {k: course[k] for k in SHOWN}
+    out = dict(zip(SHOWN, _shown_values(course), strict=True))
     out["session_limit"] = snap.limit
     out["sessions_remaining"] = snap.remaining
     out["advisories"] = [a.as_dict() for a in rules.advisories(snap, on or today(), measures or measure_facts(course))]

@@ -1,7 +1,13 @@
-"""Frozen snapshots of a course, filled by the service from the database, that the rules read."""
+"""Frozen snapshots of a course, filled by the service from the database, that the rules read.
+
+A course's snapshot and measure facts are named tuples, not frozen dataclasses: every course of
+every list page builds both, and a frozen dataclass cost twice as much to build. Both are as
+immutable; ``_replace`` makes a changed copy.
+"""
 
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from app.rules.protocols import OPEN_PHASES, Protocol, get_protocol
 
@@ -23,8 +29,7 @@ class FormulationSnapshot:
     problem_areas: tuple[ProblemAreaSnapshot, ...] = ()
 
 
-@dataclass(frozen=True)
-class CourseSnapshot:
+class CourseSnapshot(NamedTuple):
     """What the rules need to know about one course at one moment."""
 
     protocol: str
@@ -59,8 +64,7 @@ class CourseSnapshot:
         return max(self.limit - self.attended, 0)
 
 
-@dataclass(frozen=True)
-class MeasureFacts:
+class MeasureFacts(NamedTuple):
     """Facts from the measures layer that some advisories need.
 
     `latest_measure_attended_number`: the number of the last attended session held on or before

@@ -1,7 +1,6 @@
 """Advisories appear exactly at their thresholds, and measure advisories only with measure facts."""
 
 import json
-from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -21,7 +20,7 @@ def course(**changes) -> CourseSnapshot:
         started_on=START, attended=0, attended_in_phase=0, latest_session_on=None,
         formulation=None, inventory_count=0,
     )
-    return replace(base, **changes)
+    return base._replace(**changes)
 
 
 def codes(snapshot: CourseSnapshot, today: date = TODAY, measures=None) -> list[str]:
@@ -33,19 +32,19 @@ def test_termination_due_when_termination_min_plus_two_sessions_remain_in_middle
     at = course(protocol=spec.id, planned_sessions=spec.default_planned, phase="middle",
                 extension_sessions=1)
     due = at.limit - spec.termination_min - 2
-    assert "termination_due" in codes(replace(at, attended=due))
+    assert "termination_due" in codes(at._replace(attended=due))
     if due >= 1:
-        assert "termination_due" not in codes(replace(at, attended=due - 1))
-    assert "termination_due" not in codes(replace(at, attended=due, phase="termination"))
+        assert "termination_due" not in codes(at._replace(attended=due - 1))
+    assert "termination_due" not in codes(at._replace(attended=due, phase="termination"))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.id)
 def test_initial_phase_long_once_initial_max_sessions_were_held(spec):
     at = course(protocol=spec.id, planned_sessions=spec.default_planned)
-    assert "initial_phase_long" not in codes(replace(at, attended=spec.initial_max - 1))
-    assert "initial_phase_long" in codes(replace(at, attended=spec.initial_max))
+    assert "initial_phase_long" not in codes(at._replace(attended=spec.initial_max - 1))
+    assert "initial_phase_long" in codes(at._replace(attended=spec.initial_max))
     assert "initial_phase_long" not in codes(
-        replace(at, attended=spec.initial_max, phase="middle")
+        at._replace(attended=spec.initial_max, phase="middle")
     )
 
 
@@ -83,14 +82,14 @@ def test_closed_course_carries_no_phase_timing_or_measure_advisories(phase):
 def test_measure_overdue_without_a_measure_in_the_last_four_attended_sessions(
     attended, latest, overdue
 ):
-    facts = replace(MEASURED, latest_measure_attended_number=latest)
+    facts = MEASURED._replace(latest_measure_attended_number=latest)
     at = course(phase="middle", attended=attended)
     assert ("measure_overdue" in codes(at, measures=facts)) is overdue
 
 
 @pytest.mark.parametrize("flag", [True, False])
 def test_risk_flag_open_follows_the_unacknowledged_flag_even_when_closed(flag):
-    facts = replace(MEASURED, risk_flag_open=flag)
+    facts = MEASURED._replace(risk_flag_open=flag)
     for phase in ("middle", "completed"):
         assert ("risk_flag_open" in codes(course(phase=phase), measures=facts)) is flag
 
@@ -102,7 +101,7 @@ def test_risk_flag_open_follows_the_unacknowledged_flag_even_when_closed(flag):
 def test_no_baseline_measure_once_a_session_is_attended_without_one(
     attended, has_baseline, shown
 ):
-    facts = replace(MEASURED, has_baseline=has_baseline)
+    facts = MEASURED._replace(has_baseline=has_baseline)
     at = course(attended=attended)
     assert ("no_baseline_measure" in codes(at, measures=facts)) is shown
 

@@ -1,6 +1,5 @@
 """Whole courses walked through the rules, and the phase machine P1-P7 at each boundary."""
 
-from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -32,7 +31,7 @@ def course(**changes) -> CourseSnapshot:
         started_on=START, attended=0, attended_in_phase=0, latest_session_on=None,
         formulation=None, inventory_count=0,
     )
-    return replace(base, **changes)
+    return base._replace(**changes)
 
 
 def ready(**changes) -> CourseSnapshot:
@@ -48,7 +47,7 @@ def refused(call, *args) -> RuleViolation:
 
 
 class Walk:
-    """Applies steps to a snapshot with dataclasses.replace, as the service would after writing."""
+    """Applies steps to a snapshot with _replace, as the service would after writing."""
 
     def __init__(self, snapshot: CourseSnapshot):
         self.course = snapshot
@@ -58,8 +57,7 @@ class Walk:
     def session(self, attendance: str = "attended") -> int | None:
         number = check_session(self.course, attendance, self.day, self.day)
         attended = number is not None
-        self.course = replace(
-            self.course,
+        self.course = self.course._replace(
             attended=self.course.attended + attended,
             attended_in_phase=self.course.attended_in_phase + attended,
             latest_session_on=self.day,
@@ -74,7 +72,7 @@ class Walk:
 
     def move(self, to: str, reason: str | None = None) -> None:
         check_transition(self.course, to, reason)
-        self.course = replace(self.course, phase=to, attended_in_phase=0)
+        self.course = self.course._replace(phase=to, attended_in_phase=0)
 
 
 @pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
@@ -88,7 +86,7 @@ def test_course_walks_from_initial_to_completed_using_every_contracted_session(p
     assert walk.refused_session().rule == "S4"
 
     check_formulation(walk.course, FOCUS)
-    walk.course = replace(walk.course, formulation=AGREED, inventory_count=4)
+    walk.course = walk.course._replace(formulation=AGREED, inventory_count=4)
     walk.move("middle")
     while walk.course.attended < walk.course.limit - spec.termination_min:
         walk.session()
@@ -220,8 +218,8 @@ def test_closed_course_reports_p1_before_a_missing_reason():
 def test_initial_to_middle_reports_formulation_then_inventory_then_attendance():
     bare = course()
     assert refused(check_transition, bare, "middle", None).rule == "P2"
-    assert refused(check_transition, replace(bare, formulation=AGREED), "middle", None).rule == "P3"
-    with_inventory = replace(bare, formulation=AGREED, inventory_count=1)
+    assert refused(check_transition, bare._replace(formulation=AGREED), "middle", None).rule == "P3"
+    with_inventory = bare._replace(formulation=AGREED, inventory_count=1)
     assert refused(check_transition, with_inventory, "middle", None).rule == "P4"
 
 

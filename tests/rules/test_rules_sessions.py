@@ -1,6 +1,5 @@
 """Session contract S1-S10, each rule at its boundary: the last allowed step, then the refusal."""
 
-from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -31,7 +30,7 @@ def course(**changes) -> CourseSnapshot:
         started_on=START, attended=0, attended_in_phase=0, latest_session_on=None,
         formulation=None, inventory_count=0,
     )
-    return replace(base, **changes)
+    return base._replace(**changes)
 
 
 def refused(call, *args) -> RuleViolation:
@@ -76,8 +75,8 @@ def test_unknown_protocol_is_a_validation_error():
 @pytest.mark.parametrize("extensions", [0, 2])
 def test_attended_session_beyond_the_limit_is_refused(extensions):
     at = course(phase="termination", extension_sessions=extensions)
-    assert attend(replace(at, attended=at.limit - 1)) == at.limit
-    error = refused(attend, replace(at, attended=at.limit))
+    assert attend(at._replace(attended=at.limit - 1)) == at.limit
+    error = refused(attend, at._replace(attended=at.limit))
     assert (error.rule, error.code, error.status) == ("S3", "session_limit_reached", 409)
     assert error.context == {"limit": 16 + extensions, "current": 16 + extensions}
 
@@ -85,8 +84,8 @@ def test_attended_session_beyond_the_limit_is_refused(extensions):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.id)
 def test_initial_phase_cannot_hold_more_than_initial_max_sessions(spec):
     at = course(protocol=spec.id, planned_sessions=spec.default_planned)
-    assert attend(replace(at, attended=spec.initial_max - 1)) == spec.initial_max
-    error = refused(attend, replace(at, attended=spec.initial_max))
+    assert attend(at._replace(attended=spec.initial_max - 1)) == spec.initial_max
+    error = refused(attend, at._replace(attended=spec.initial_max))
     assert (error.rule, error.code) == ("S4", "initial_phase_overrun")
     assert error.context == {"limit": spec.initial_max, "current": spec.initial_max}
 
@@ -95,11 +94,11 @@ def test_initial_phase_cannot_hold_more_than_initial_max_sessions(spec):
 def test_last_termination_min_sessions_cannot_be_held_in_the_middle_phase(spec):
     at = course(protocol=spec.id, planned_sessions=spec.default_planned, phase="middle")
     boundary = at.limit - spec.termination_min
-    assert attend(replace(at, attended=boundary - 1)) == boundary
-    error = refused(attend, replace(at, attended=boundary))
+    assert attend(at._replace(attended=boundary - 1)) == boundary
+    error = refused(attend, at._replace(attended=boundary))
     assert (error.rule, error.code) == ("S5", "termination_phase_required")
     assert error.context == {"limit": boundary, "current": boundary}
-    assert attend(replace(at, phase="termination", attended=boundary)) == boundary + 1
+    assert attend(at._replace(phase="termination", attended=boundary)) == boundary + 1
 
 
 def test_session_limit_wins_over_termination_required_in_the_middle_phase():
