@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.fastsql import Statement
+from app.core.openapi import BEARER, requires_bearer
 from app.identity import accounts
 from app.identity.models import AppUser, Integration
 from app.identity.roles import scopes_for_roles
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")
 _user_q = Statement(sa.select(AppUser.active, AppUser.roles).where(
     AppUser.id == sa.bindparam("sub"), AppUser.organization_id == sa.bindparam("org")
 ))
@@ -57,7 +57,7 @@ Db = Annotated[AsyncConnection, Depends(get_db)]
 
 
 async def get_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 ) -> Principal:
     """The caller of the token the pipeline verified, checked against its account so deactivation bites at once."""
     return await _principal(request, credentials is not None)
@@ -105,10 +105,10 @@ def scoped(scope: str):
     """A dependency returning the caller once it holds ``scope``."""
 
     # One level of dependencies, not two: FastAPI's resolution costs per dependency, on every request.
-    async def dependency(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> Principal:
-        principal = await _principal(request, credentials is not None)
+    # The bearer token is the pipeline's to read (it did); app.core.openapi documents it.
+    @requires_bearer
+    async def dependency(request: Request) -> Principal:
+        principal = await _principal(request, getattr(request.state, "bearer_given", False))
         principal.require(scope)
         return principal
 

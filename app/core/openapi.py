@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
 from app.core.schemas import Problem
 
@@ -109,14 +111,47 @@ LINKS: dict[tuple[str, str], list[tuple[str, dict[str, str], dict[str, str] | No
 }
 
 
+BEARER = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")
+
+
+def requires_bearer(dependency: Any) -> Any:
+    """Mark a dependency that reads the bearer token itself, so its routes are documented as needing it.
+
+    FastAPI documents a route's security from an HTTPBearer sub-dependency, which it would also run
+    on every request: one more level of dependency solving, for a header the pipeline already read.
+    """
+    dependency.requires_bearer = True
+    return dependency
+
+
 def install(app: FastAPI) -> None:
     """Serve an OpenAPI document whose problem responses are typed ``application/problem+json``, with links."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return _links(_problem_content(build()))
+        if app.openapi_schema is None:
+            _bearer_security(app, build())
+        return _links(_problem_content(app.openapi_schema))
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _bearer_security(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Document the bearer token on the operations whose dependencies are marked ``requires_bearer``."""
+    name = BEARER.scheme_name
+    for route in app.routes:
+        if not (isinstance(route, APIRoute) and route.include_in_schema and _needs_bearer(route.dependant)):
+            continue
+        for method in route.methods:
+            operation = schema["paths"][route.path_format][method.lower()]
+            if {name: []} not in operation.setdefault("security", []):
+                operation["security"].append({name: []})
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[name] = BEARER.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _needs_bearer(dependant: Dependant) -> bool:
+    return any(getattr(d.call, "requires_bearer", False) or _needs_bearer(d) for d in dependant.dependencies)
 
 
 def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:

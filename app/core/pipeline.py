@@ -39,7 +39,8 @@ def _read_claims(request: Request) -> None:
     request.state.claims = None
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
+    request.state.bearer_given = scheme.lower() == "bearer" and bool(token)  # as HTTPBearer reads the header
+    if request.state.bearer_given:
         try:
             request.state.claims = request.app.state.secrets.decode_access_token(token.strip())
         except InvalidToken:
