@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ ACTIONS = {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PA
 DENIED = frozenset({401, 403, 404})
 
 
+@cache  # one route template, one answer: worked out once per route
 def _resource_type(template: str) -> str | None:
     """The last literal segment of the route, singular: /v1/courses/{id}/sessions -> session."""
     literals = [part for part in template.strip("/").split("/") if part and not part.startswith("{") and part != "v1"]
