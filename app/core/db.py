@@ -122,6 +122,8 @@ async def transaction(engine: AsyncEngine, *, write: bool) -> AsyncIterator[Asyn
             return
         # PostgreSQL: most requests run only app.core.fastsql's statements, straight on asyncpg, so
         # SQLAlchemy never began a transaction of its own; then end it on asyncpg, skipping its layer.
+        # The transaction begins at the first statement that needs one (a write or a locking read):
+        # plain reads before it, and a lone write batch at the end, run as statements of their own.
         try:
             yield conn
         except BaseException:
