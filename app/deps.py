@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import Forbidden, Unauthenticated
 from app.core.fastsql import Statement
-from app.core.openapi import BEARER, requires_bearer
+from app.core.openapi import requires_bearer
 from app.identity import accounts
 from app.identity.models import AppUser, Integration
 from app.identity.roles import scopes_for_roles
@@ -56,17 +55,15 @@ async def get_db(request: Request) -> AsyncConnection:
 Db = Annotated[AsyncConnection, Depends(get_db)]
 
 
-async def get_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-) -> Principal:
+# The bearer token is the pipeline's to read (it did, once); app.core.openapi documents it on every
+# route that depends on these, without a sub-dependency FastAPI would solve on every request.
+@requires_bearer
+async def get_principal(request: Request) -> Principal:
     """The caller of the token the pipeline verified, checked against its account so deactivation bites at once."""
-    return await _principal(request, credentials is not None)
-
-
-async def _principal(request: Request, has_credentials: bool) -> Principal:
     claims = getattr(request.state, "claims", None)
-    if not has_credentials or claims is None:
-        raise Unauthenticated("The bearer token is invalid or expired." if has_credentials else "A valid bearer token is required.")
+    if claims is None:
+        given = getattr(request.state, "bearer_given", False)
+        raise Unauthenticated("The bearer token is invalid or expired." if given else "A valid bearer token is required.")
     db = request.state.db
     if claims.kind == "user":
         row = await _account(request, db, _user_q, claims)
@@ -105,10 +102,9 @@ def scoped(scope: str):
     """A dependency returning the caller once it holds ``scope``."""
 
     # One level of dependencies, not two: FastAPI's resolution costs per dependency, on every request.
-    # The bearer token is the pipeline's to read (it did); app.core.openapi documents it.
     @requires_bearer
     async def dependency(request: Request) -> Principal:
-        principal = await _principal(request, getattr(request.state, "bearer_given", False))
+        principal = await get_principal(request)
         principal.require(scope)
         return principal
 

@@ -129,25 +129,22 @@ def install(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            _bearer_security(app, build())
-        return _links(_problem_content(app.openapi_schema))
+        return _links(_problem_content(_bearer_security(app, build())))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _bearer_security(app: FastAPI, schema: dict[str, Any]) -> None:
+def _bearer_security(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """Document the bearer token on the operations whose dependencies are marked ``requires_bearer``."""
     name = BEARER.scheme_name
     for route in app.routes:
-        if not (isinstance(route, APIRoute) and route.include_in_schema and _needs_bearer(route.dependant)):
-            continue
-        for method in route.methods:
-            operation = schema["paths"][route.path_format][method.lower()]
-            if {name: []} not in operation.setdefault("security", []):
-                operation["security"].append({name: []})
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes[name] = BEARER.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(route, APIRoute) and route.include_in_schema and _needs_bearer(route.dependant):
+            for method in route.methods:
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation["security"] = [{name: []}]
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[name] = BEARER.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return schema
 
 
 def _needs_bearer(dependant: Dependant) -> bool:

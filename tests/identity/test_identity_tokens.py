@@ -119,11 +119,17 @@ BAD_TOKENS: dict[str, Callable] = {
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "org", "scope", "kind")
 
 
-def _assert_unauthenticated(response) -> None:
+def _assert_unauthenticated(response, detail: str | None = None) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "unauthenticated"
     assert response.headers["www-authenticate"].startswith("Bearer")
+    if detail is not None:
+        assert response.json()["detail"] == detail
+
+
+INVALID = "The bearer token is invalid or expired."
+MISSING = "A valid bearer token is required."
 
 
 async def test_hand_built_token_with_every_claim_is_accepted(app, client, world):
@@ -137,7 +143,10 @@ async def test_hand_built_token_with_every_claim_is_accepted(app, client, world)
 @pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
 async def test_bad_token_is_401_unauthenticated(app, client, world, kind):
     token = BAD_TOKENS[kind](app, world)
-    _assert_unauthenticated(await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}))
+    # A token we signed for another organization passes verification; the account check refuses it.
+    detail = "The account is not active." if kind == "org_claim_not_the_users_org" else INVALID
+    for path in ("/v1/me", "/v1/courses"):  # a plain caller and a scoped one
+        _assert_unauthenticated(await client.get(path, headers={"Authorization": f"Bearer {token}"}), detail)
 
 
 @pytest.mark.parametrize("claim", REQUIRED_CLAIMS)
@@ -147,8 +156,10 @@ async def test_token_missing_a_required_claim_is_401_unauthenticated(app, client
 
 
 async def test_missing_or_non_bearer_authorization_is_401_unauthenticated(client, world):
-    _assert_unauthenticated(await client.get("/v1/me"))
-    _assert_unauthenticated(await client.get("/v1/me", headers={"Authorization": "Basic dXNlcjpwYXNz"}))
+    for path in ("/v1/me", "/v1/courses"):  # a plain caller and a scoped one
+        _assert_unauthenticated(await client.get(path), MISSING)
+        _assert_unauthenticated(await client.get(path, headers={"Authorization": "Basic dXNlcjpwYXNz"}), MISSING)
+        _assert_unauthenticated(await client.get(path, headers={"Authorization": "Bearer "}), MISSING)
 
 
 async def test_user_deactivated_after_issue_loses_access_at_the_next_request(client, world):
