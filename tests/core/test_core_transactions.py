@@ -13,8 +13,7 @@ from app.courses import repository as courses
 from app.deps import Principal
 from app.webhooks import outbox
 from app.webhooks.models import OutboxEvent
-from tests.core.test_core_later_writes import _event
-from tests.support.clinic import open_course
+from tests.support.clinic import open_course, outbox_event
 from tests.support.statements import recording
 from tests.support.world import make_world
 
@@ -78,7 +77,7 @@ async def test_a_read_after_a_queued_write_is_inside_the_transaction_that_rolls_
     world = await make_world(pg_app)
     with pytest.raises(RuntimeError):
         async with transaction(pg_app.state.engine, write=True) as db:
-            await outbox._insert.later(db, _event(world.org_id))
+            await outbox._insert.later(db, outbox_event(world.org_id))
             assert (await _outbox_count.first(db, {"org": world.org_id}))["count_1"] == 1  # sent, not committed
             raise RuntimeError("the handler failed after reading")
     async with transaction(pg_app.state.engine, write=False) as db:

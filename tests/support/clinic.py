@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from app.core.ids import new_id, utcnow
 from tests.support.world import Actor, create_patient
 
 AGREED_FORMULATION = {
@@ -69,3 +70,9 @@ class CourseDriver:
         assert response.status_code == 200, response.text
         self.course = response.json()
         return self.course
+
+
+def outbox_event(org_id: str, event_id: str | None = None) -> dict:
+    """An outbox row to queue by hand (the tests of queued writes and transactions)."""
+    return {"id": event_id or new_id(), "organization_id": org_id, "type": "course.created", "data": {"n": 1},
+            "created_at": utcnow()}

@@ -42,7 +42,7 @@ def receiver(failures: int = 0) -> Iterator[Receiver]:
     state = Receiver(failures=failures)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with state.lock:
                 state.attempts += 1
