@@ -7,12 +7,10 @@ from datetime import date
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
 from app.core.errors import Forbidden, PreconditionFailed, Unprocessable
-from app.core.http import dumps
 from app.core.ids import today
 from app.courses import repository
 from app.deps import Principal
@@ -26,11 +24,10 @@ SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 
 
 # The row's values in the snapshot's field order (CourseSnapshot up to formulation), the measure
-# facts' and the shown fields', each read in one C call: every course of a list page goes here.
+# facts', each read in one C call: every course of a list page goes here.
 _snapshot_values = itemgetter("protocol", "phase", "planned_sessions", "extension_sessions", "started_on",
                               "sessions_attended", "attended_in_phase", "latest_session_on")
 _fact_values = itemgetter("first_measure_on", "first_attended_on", "last_measure_session_number", "risk_flag_open")
-_shown_values = itemgetter(*SHOWN)
 
 
 def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
@@ -58,33 +55,17 @@ def measure_facts(course: Mapping[str, Any]) -> rules.MeasureFacts:
 def present(course: Mapping[str, Any], measures: rules.MeasureFacts | None = None, on: date | None = None) -> dict[str, Any]:
     """A course as the API shows it (on ``on``, default today): contract arithmetic and advisories added, internals dropped."""
     snap = snapshot(course)
-    out = dict(zip(SHOWN, _shown_values(course), strict=True))
+    out = {name: course[name] for name in SHOWN}
     out["session_limit"] = snap.limit
     out["sessions_remaining"] = snap.remaining
     out["advisories"] = [a.as_dict() for a in rules.advisories(snap, on or today(), measures or measure_facts(course))]
     return out
 
 
-# A course row is the same at the same version (every write goes through repository.save, which
-# bumps it), so a presented course only changes with its version or the date: list pages, read
-# again and again, reuse it, already as JSON. Bounded.
-_PRESENTED_MAX = 50_000
-_presented: dict[tuple[str, int, date], orjson.Fragment] = {}
-
-
-def present_page(courses: list[Mapping[str, Any]]) -> list[orjson.Fragment]:
-    """``present`` for the courses of a list page as JSON, each remembered by id, version and date."""
+def present_page(courses: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``present`` for the courses of a list page, all on the same date."""
     on = today()
-    shown = []
-    for course in courses:
-        key = (course["id"], course["version"], on)
-        presented = _presented.get(key)
-        if presented is None:
-            if len(_presented) >= _PRESENTED_MAX:
-                _presented.clear()
-            presented = _presented[key] = orjson.Fragment(dumps(present(course, on=on)))
-        shown.append(presented)
-    return shown
+    return [present(course, on=on) for course in courses]
 
 
 def check_version(course: dict[str, Any], expected: int | None) -> None:

@@ -45,9 +45,10 @@ def advisories(
 
 def termination_due(course: CourseSnapshot) -> Advisory | None:
     """In the middle phase with limit - attended <= termination_min + 2: raise the ending early."""
-    notice = course.protocol_spec.termination_min + ENDING_NOTICE
+    if course.phase != "middle":  # checked first: every course of a list page comes here
+        return None
     left = course.limit - course.attended
-    if course.phase == "middle" and left <= notice:
+    if left <= course.protocol_spec.termination_min + ENDING_NOTICE:
         return Advisory(
             "termination_due",
             f"{left} of {course.limit} sessions remain: time to raise the ending with the patient.",
@@ -57,8 +58,10 @@ def termination_due(course: CourseSnapshot) -> Advisory | None:
 
 def initial_phase_long(course: CourseSnapshot) -> Advisory | None:
     """In the initial phase with attended >= initial_max: one more session there is refused (S4)."""
+    if course.phase != "initial":
+        return None
     maximum = course.protocol_spec.initial_max
-    if course.phase == "initial" and course.attended >= maximum:
+    if course.attended >= maximum:
         return Advisory(
             "initial_phase_long",
             f"{course.attended} sessions have been held in the initial phase (at most {maximum}): "
@@ -108,8 +111,10 @@ def no_baseline_measure(course: CourseSnapshot, measures: MeasureFacts) -> Advis
 
 def course_overrunning(course: CourseSnapshot, today: date) -> Advisory | None:
     """Open and more than limit * 1.5 weeks (days > limit * 10.5) since started_on: IPT is brief."""
+    if not course.is_open:
+        return None
     weeks = course.limit * OVERRUN_FACTOR
-    if course.is_open and (today - course.started_on).days > weeks * 7:
+    if (today - course.started_on).days > weeks * 7:
         return Advisory(
             "course_overrunning",
             f"The course started more than {weeks:g} weeks ago, longer than its "

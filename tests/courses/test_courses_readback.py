@@ -221,7 +221,7 @@ async def test_course_patch_needs_the_current_etag_and_a_refused_one_changes_not
 
 
 async def test_a_list_read_again_after_a_change_shows_the_change(client, world):
-    """Listed courses are remembered by version: a session, a phase move or an edit shows at the next read."""
+    """A session, a phase move or an edit shows at the next read of a list page."""
     course = await open_course(client, world.clinician)
     drive = CourseDriver(client, world.clinician, course)
 
@@ -240,3 +240,23 @@ async def test_a_list_read_again_after_a_change_shows_the_change(client, world):
                                  headers={**world.clinician.headers, "If-Match": current.headers["etag"]})
     assert patched.status_code == 200, patched.text
     assert (await listed())["planned_sessions"] == 12 == patched.json()["planned_sessions"]
+
+
+async def test_a_listed_course_reads_exactly_as_the_course_read_alone(client, world):
+    """A list page presents each course as its own read does: counters, contract arithmetic and advisories."""
+    quiet = await open_course(client, world.clinician, started_days_ago=10)
+    busy = await open_course(client, world.clinician)
+    drive = CourseDriver(client, world.clinician, busy)
+    for _ in range(4):
+        await drive.session()
+    closed = await open_course(client, world.clinician)
+    await CourseDriver(client, world.clinician, closed).move("discontinued", reason="moved_away")
+    response = await client.get("/v1/courses?limit=100", headers=world.clinician.headers)
+    assert response.status_code == 200
+    listed = {course["id"]: course for course in response.json()["data"]}
+    for course in (quiet, busy, closed):
+        alone = await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers)
+        assert listed[course["id"]] == alone.json()
+    assert codes(listed[busy["id"]]) == ["initial_phase_long", "measure_overdue", "no_baseline_measure",
+                                      "course_overrunning"]
+    assert codes(listed[quiet["id"]]) == codes(listed[closed["id"]]) == []
