@@ -11,6 +11,7 @@ from app.audit import context as audit
 from app.core.errors import NotFound
 from app.core.fastsql import Statement, UpdateById
 from app.core.ids import utcnow
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import KeysetList, columns, fetch_page
 from app.courses.models import Course, CourseExtension, CourseTransition
@@ -85,7 +86,7 @@ async def list_page(db: AsyncConnection, principal: Principal, page: Page, filte
 
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a course and return its columns."""
-    row = Course(**values).model_dump()
+    row = new_row(Course, values)
     await db.execute(sa.insert(Course).values(row))
     return {name: row[name] for name in COURSE_COLUMNS}
 
@@ -125,12 +126,12 @@ async def formulation_and_inventory(db: AsyncConnection, course_id: str) -> tupl
 
 async def add_transition(db: AsyncConnection, values: dict[str, Any]) -> None:
     """Record a phase change."""
-    await db.execute(sa.insert(CourseTransition).values(CourseTransition(**values).model_dump()))
+    await db.execute(sa.insert(CourseTransition).values(new_row(CourseTransition, values)))
 
 
 async def add_extension(db: AsyncConnection, values: dict[str, Any]) -> None:
     """Record an approved extension."""
-    await db.execute(sa.insert(CourseExtension).values(CourseExtension(**values).model_dump()))
+    await db.execute(sa.insert(CourseExtension).values(new_row(CourseExtension, values)))
 
 
 async def history(db: AsyncConnection, table: Any, names: tuple[str, ...], course_id: str, page: Page) -> dict:

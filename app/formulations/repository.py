@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, require_version, update_versioned
 from app.formulations.models import Formulation, InventoryRelationship, TimelineEvent
@@ -30,7 +31,7 @@ async def get_formulation(db: AsyncConnection, course_id: str) -> dict[str, Any]
 
 async def insert_formulation(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Create the course's formulation."""
-    row = Formulation(**values).model_dump()
+    row = new_row(Formulation, values)
     await db.execute(sa.insert(Formulation).values(row))
     return {name: row[name] for name in FORMULATION_PUBLIC}
 
@@ -42,7 +43,7 @@ async def replace_formulation(db: AsyncConnection, course_id: str, version: int,
 
 async def insert_relationship(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Add a relationship to the inventory."""
-    row = InventoryRelationship(**values).model_dump()
+    row = new_row(InventoryRelationship, values)
     await db.execute(sa.insert(InventoryRelationship).values(row))
     return {name: row[name] for name in INVENTORY_PUBLIC}
 
@@ -75,7 +76,7 @@ async def delete_relationship(db: AsyncConnection, course_id: str, relationship_
 
 async def insert_event(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Add a timeline event."""
-    row = TimelineEvent(**values).model_dump()
+    row = new_row(TimelineEvent, values)
     await db.execute(sa.insert(TimelineEvent).values(row))
     return {name: row[name] for name in TIMELINE_PUBLIC}
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
 from app.core.ids import utcnow
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, update_versioned
 from app.identity.models import AppUser, Integration, Organization, RefreshToken
@@ -31,7 +32,7 @@ def _new_export_key() -> str:
 
 async def create_organization(db: AsyncConnection, name: str) -> dict[str, Any]:
     """A new tenant, with its own research export key (never returned)."""
-    values = Organization(name=name, research_export_key=_new_export_key()).model_dump()
+    values = new_row(Organization, {"name": name, "research_export_key": _new_export_key()})
     await db.execute(sa.insert(Organization).values(values))
     return {column: values[column] for column in ORG_PUBLIC}
 
@@ -73,7 +74,7 @@ async def rotate_research_export_key(db: AsyncConnection, org_id: str) -> None:
 # users ------------------------------------------------------------------------
 async def create_user(db: AsyncConnection, org_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a user; 409 email_taken when the email is already registered."""
-    row = AppUser(organization_id=org_id, **values).model_dump()
+    row = new_row(AppUser, {"organization_id": org_id, **values})
     created = await insert_ignoring_conflicts(db, AppUser.__table__, row, _user)
     if created is None:
         raise Conflict("email_taken", "A user with this email already exists.")
@@ -126,7 +127,7 @@ async def user_is_clinician(db: AsyncConnection, org_id: str, user_id: str) -> b
 # integrations -------------------------------------------------------------------
 async def create_integration(db: AsyncConnection, org_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """Insert an integration (``values`` holds client_id and secret_hash)."""
-    row = Integration(organization_id=org_id, **values).model_dump()
+    row = new_row(Integration, {"organization_id": org_id, **values})
     await db.execute(sa.insert(Integration).values(row))
     return {name: row[name] for name in INTEGRATION_PUBLIC}
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.fastsql import Statement, insert_row
 from app.core.ids import utcnow
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404
 from app.measures.models import Measure, RiskAcknowledgement
@@ -37,7 +38,7 @@ _first_of_instrument = Statement(
 
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a measure and return its public fields."""
-    row = Measure(**values).model_dump()
+    row = new_row(Measure, values)
     await _insert.later(db, row)
     return {name: row[name] for name in PUBLIC}
 
@@ -145,7 +146,7 @@ async def close_flag(db: AsyncConnection, measure_id: str, by_id: str) -> bool:
 
 async def insert_acknowledgement(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Record an acknowledgement and return its public fields."""
-    row = RiskAcknowledgement(**values).model_dump()
+    row = new_row(RiskAcknowledgement, values)
     await db.execute(sa.insert(RiskAcknowledgement).values(row))
     return {name: row[name] for name in ACK_PUBLIC}
 

@@ -11,6 +11,7 @@ from app.audit import context as audit
 from app.core.db import insert_ignoring_conflicts
 from app.core.errors import Conflict, NotFound
 from app.core.fastsql import Statement
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, update_versioned
 from app.courses.models import Course
@@ -73,7 +74,7 @@ async def list_page(db: AsyncConnection, principal: Principal, page: Page, exter
 
 async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
     """Insert a patient; 409 duplicate_external_id (with the existing id) when the EHR id is taken."""
-    values = Patient(organization_id=principal.organization_id, created_by=principal.id, **data).model_dump()
+    values = new_row(Patient, {"organization_id": principal.organization_id, "created_by": principal.id, **data})
     row = await insert_ignoring_conflicts(db, Patient.__table__, values, _public)
     if row is not None:
         return row

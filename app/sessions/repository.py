@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.fastsql import insert_row
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, update_versioned
 from app.sessions.models import TherapySession
@@ -22,7 +23,7 @@ _insert = insert_row(TherapySession)
 
 async def insert(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a session and return its public fields."""
-    row = TherapySession(**values).model_dump()
+    row = new_row(TherapySession, values)
     await _insert.later(db, row)
     return {name: row[name] for name in PUBLIC}
 

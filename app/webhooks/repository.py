@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.ids import new_id, utcnow
+from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, require_version, update_versioned
 from app.webhooks.models import OutboxEvent, WebhookDelivery, WebhookSubscription
@@ -26,7 +27,7 @@ def _mine(organization_id: str, subscription_id: str) -> sa.ColumnElement[bool]:
 
 async def create(db: AsyncConnection, organization_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """Insert a subscription."""
-    row = WebhookSubscription(organization_id=organization_id, **values).model_dump()
+    row = new_row(WebhookSubscription, {"organization_id": organization_id, **values})
     await db.execute(sa.insert(WebhookSubscription).values(row))
     return {name: row[name] for name in PUBLIC}
 
