@@ -242,7 +242,7 @@ async def _worker() -> None:
     engine = make_engine(settings)
     worker = Worker(engine, settings.webhook_allow_private)
     try:
-        await asyncio.gather(worker.loop(), housekeeping_loop(engine))
+        await asyncio.gather(worker.loop(), housekeeping_loop(engine, settings.audit_seal_interval_seconds))
     finally:
         await engine.dispose()
 

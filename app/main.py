@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.is_sqlite:
             tasks.append(asyncio.create_task(app.state.accounts.listen(settings.libpq_url)))
         if settings.background_tasks:
-            tasks.append(asyncio.create_task(housekeeping_loop(app.state.engine)))
+            tasks.append(asyncio.create_task(housekeeping_loop(app.state.engine, settings.audit_seal_interval_seconds)))
         if settings.background_tasks and settings.webhook_worker:
             worker = Worker(app.state.engine, settings.webhook_allow_private)
             tasks.append(asyncio.create_task(worker.loop()))

@@ -3,6 +3,7 @@ break, and on PostgreSQL a trigger refuses any change to an event besides its on
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from app.audit import repository as audit_repository
-from app.background import seal_audit_log
+from app.background import housekeeping_loop, seal_audit_log
+from app.core.config import Settings
 from app.core.db import transaction
 from app.core.ids import new_id, utcnow
 from tests.support.world import make_world
@@ -207,3 +209,19 @@ async def test_postgres_trigger_lets_sealing_fill_an_unsealed_event_and_nothing_
     assert [(e["id"], e["seq"]) for e in chain] == [(first["id"], 1), (second["id"], 2)]
     async with transaction(app.state.engine, write=False) as db:
         assert await audit_repository.verify(db, org) == []
+
+
+async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, client):
+    """Sealing runs every IPT_AUDIT_SEAL_INTERVAL_SECONDS (0.2 s by default), pass after pass."""
+    assert Settings.model_fields["audit_seal_interval_seconds"].default == 0.2
+    task = asyncio.create_task(housekeeping_loop(app.state.engine, interval=0.05))
+    try:
+        for _ in range(3):  # each round's events arrive after the loop has already run passes
+            org = await _org_with_events(app, client, count=2)
+            deadline = asyncio.get_running_loop().time() + 5
+            while len(await _chain(app, org)) < 2 or any(e["seq"] is None for e in await _chain(app, org)):
+                assert asyncio.get_running_loop().time() < deadline, "events not sealed by the running loop"
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
