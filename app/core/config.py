@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     log_level: str = "INFO"
     background_tasks: bool = True
-    audit_seal_interval_seconds: float = Field(default=0.2, gt=0, le=60)
+    audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     webhook_worker: bool = True
     webhook_allow_private: bool = False
 
