@@ -153,6 +153,8 @@ def bench(args: argparse.Namespace) -> int:
 
     wrk = ensure_wrk()
     OUT.mkdir(parents=True, exist_ok=True)
+    for name in ("api", "floor", "worker"):  # appended to by each start below
+        (OUT / f"{name}.log").unlink(missing_ok=True)
     with throwaway_database("ipt_bench") as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
         env.update(IPT_DATABASE_URL=database_url, IPT_ENV="production", IPT_SECRET_KEY=secrets.token_urlsafe(48),
@@ -183,13 +185,6 @@ def bench(args: argparse.Namespace) -> int:
         # As production runs it (README): the API process answers requests only; the audit sealer and
         # webhook delivery run in `ipt worker`, on the same machine, during every API run.
         api_env = env | {"IPT_BACKGROUND_TASKS": "false"}
-        section(f"API: IPT_BACKGROUND_TASKS=false {' '.join(api_command)}, with {' '.join(worker_command)}")
-        with running("worker", worker_command, env, OUT) as worker:
-            worker_cpu = cpu_seconds(worker.pid) or 0.0
-            run_server("api", wrk, args, api_command, api_env, api_port, eps, workloads, database_url, results,
-                       password)
-            info["worker_cpu_seconds"] = (cpu_seconds(worker.pid) or 0.0) - worker_cpu
-
         floor_port = args.floor_port or free_port()
         floor_env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
         floor_env.update(FLOOR_DATABASE_URL=database_url, FLOOR_ACTOR_ID=seeded.clinician_id,
@@ -199,8 +194,19 @@ def bench(args: argparse.Namespace) -> int:
             "--port", str(floor_port), "--workers", "1", "--loop", "uvloop", "--http", "httptools",
             "--no-access-log", "--no-proxy-headers", "--no-server-header", "--log-level", "warning",
         ]
-        section(f"Floor: {' '.join(floor_command)}")
-        run_server("floor", wrk, args, floor_command, floor_env, floor_port, eps, workloads, database_url, results)
+        section(f"API: IPT_BACKGROUND_TASKS=false {' '.join(api_command)}, with {' '.join(worker_command)}\n"
+                f"Floor: {' '.join(floor_command)}")
+        # Endpoint by endpoint, the API then the floor, each started afresh: the two runs of a ratio
+        # are seconds apart, not minutes, on a machine whose speed drifts (shared, noisy).
+        info["worker_cpu_seconds"] = 0.0
+        for endpoint in eps:
+            with running("worker", worker_command, env, OUT) as worker:
+                started_cpu = cpu_seconds(worker.pid) or 0.0
+                run_server("api", wrk, args, api_command, api_env, api_port, [endpoint], workloads, database_url,
+                           results, password)
+                info["worker_cpu_seconds"] += (cpu_seconds(worker.pid) or 0.0) - started_cpu
+            run_server("floor", wrk, args, floor_command, floor_env, floor_port, [endpoint], workloads, database_url,
+                       results)
 
     for r in results.values():
         r["same"] = same_data(r["endpoint"], r["api_probe"], r["floor_probe"])

@@ -59,7 +59,7 @@ def serving(name: str, command: list[str], env: dict[str, str], port: int, log_d
     """Start a server in its own process group, wait for /healthz, yield its base URL and process, stop it."""
     check_port_free(port)
     log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # started once per endpoint: keep every start's log
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
@@ -84,7 +84,7 @@ def serving(name: str, command: list[str], env: dict[str, str], port: int, log_d
 @contextlib.contextmanager
 def running(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
     """A background process (no HTTP) in its own process group, stopped on exit; fails if it dies early."""
-    with open(log_dir / f"{name}.log", "wb") as log:
+    with open(log_dir / f"{name}.log", "ab") as log:  # started once per endpoint: keep every start's log
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:
