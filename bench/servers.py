@@ -26,6 +26,8 @@ def free_port() -> int:
 
 def check_port_free(port: int) -> None:
     with socket.socket() as s:
+        # As uvicorn binds: a port whose last server's connections linger in TIME_WAIT is free to it.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
