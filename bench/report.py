@@ -191,7 +191,7 @@ See bench/README.md for what a run does and what the floor leaves out.
   with a real token (password grant) on the API; endpoint by endpoint, reads before writes, the API (started
   afresh) then the floor (bench/floor_app.py), never both at once. The API runs as production does (README): `ipt serve --workers 1`
   (IPT_ENV=production) answering requests, and `ipt worker` beside it sealing the audit log and delivering webhooks;
-  the worker used {info.get('worker_cpu_seconds', 0):.1f} s of CPU during the API's runs. wrk, the servers and
+  the worker used {info.get('worker_cpu_seconds', 0):.1f} s of CPU during the API's runs (with the end of each start's imports). wrk, the servers and
   PostgreSQL share the machine's {m['nproc']} cores.
 
 {table(results)}
