@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hottest domains first: the route table is searched in order (app.core.routing).
     mount(app, courses.router, sessions.router, *measures.routers, formulations.router, patients.router, health.router,
           auth_router.router, auth_router.me_router, admin_router.router, research.router, audit.router, webhooks.router,
-          fhir.router)
+          fhir.router, fhir.public)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 
 from app.audit import context as audit
 from app.core.routing import api_router
 from app.deps import ClinicalReader, CurrentPrincipal, Db
 from app.fhir import service
+from app.fhir.capability import capability_statement
 from app.fhir.errors import FhirJSON
-from app.fhir.schemas import FhirBundle, FhirCodeSystem, FhirEpisodeOfCare, outcomes
+from app.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirCodeSystem, FhirEpisodeOfCare, outcomes
 
 router = api_router(prefix="/fhir/r4", tags=["fhir"], default_response_class=FhirJSON)
+# No token, no audit row, no transaction (as /healthz): the statement holds no data.
+public = api_router(prefix="/fhir/r4", tags=["fhir"], default_response_class=FhirJSON, route_class=APIRoute)
 ERRORS = outcomes(401, 403, 404, 422, 429, 503)
 
 
@@ -41,3 +45,10 @@ async def episode_of_care_everything(course_id: str, request: Request, db: Db, p
 async def read_code_system(codesystem_id: str, _: CurrentPrincipal) -> FhirJSON:
     """Read one of the project's CodeSystems (problem areas, role dispute stages, protocols, instruments, bands)."""
     return FhirJSON(service.code_system(codesystem_id))
+
+
+@public.get("/metadata", response_model=FhirCapabilityStatement)
+async def capability(request: Request) -> FhirJSON:
+    """The FHIR view's CapabilityStatement: resources, interactions, $everything and the token they need (no token)."""
+    base = str(request.base_url).rstrip("/") + public.prefix
+    return FhirJSON(capability_statement(base, request.app.version))

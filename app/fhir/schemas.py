@@ -68,6 +68,17 @@ class FhirCodeSystem(FhirResource):
     concept: list[FhirConcept]
 
 
+class FhirCapabilityStatement(FhirResource):
+    """What the FHIR view can do (R4 CapabilityStatement): its resources, interactions and security."""
+
+    resourceType: Literal["CapabilityStatement"]
+    status: Literal["active"]
+    kind: Literal["instance"]
+    fhirVersion: str
+    format: list[str]
+    rest: list[dict[str, Any]]
+
+
 class FhirIssue(BaseModel):
     """One issue: severity error, a FHIR issue type, and the API's stable code in details."""
 

@@ -1,0 +1,51 @@
+"""The FHIR view's CapabilityStatement: what a FHIR client may ask of this server, read at ``[base]/metadata``.
+
+FHIR clients (and SMART on FHIR apps) read it before anything else, without a token: it names
+no data, only the two resources the view serves, their read interaction, EpisodeOfCare's
+$everything, and the bearer token every other request needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.fhir.codesystem import BASE
+
+FHIR_VERSION = "4.0.1"  # FHIR R4
+CHANGED_ON = "2026-11-26"  # the statement's date: change it when the view's capabilities change
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+EVERYTHING = BASE.replace("/CodeSystem/", "/OperationDefinition/") + "EpisodeOfCare-everything"
+
+
+def capability_statement(base: str, software_version: str) -> dict[str, Any]:
+    """The CapabilityStatement of the FHIR view served at ``base`` (its URL, ending in /fhir/r4)."""
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": CHANGED_ON,
+        "publisher": "IPT API",
+        "kind": "instance",
+        "software": {"name": "IPT API", "version": software_version},
+        "implementation": {"description": "Read-only FHIR R4 view of courses of interpersonal psychotherapy",
+                           "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Every request but this one needs a bearer token with the clinical:read scope; "
+                             "a clinician sees only the courses they treat. Errors are OperationOutcome.",
+            "security": {
+                "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "OAuth", "display": "OAuth"}]}],
+                "description": "A bearer access token from POST /v1/auth/token (password or client credentials).",
+            },
+            "resource": [
+                {"type": "EpisodeOfCare", "interaction": [{"code": "read"}],
+                 "operation": [{"name": "everything", "definition": EVERYTHING,
+                                "documentation": "The course and everything recorded in it as a searchset "
+                                                 "Bundle: Conditions, Encounters, QuestionnaireResponses "
+                                                 "and Observations."}]},
+                {"type": "CodeSystem", "interaction": [{"code": "read"}],
+                 "documentation": "The project's own code systems (problem areas, protocols, instruments, ...)."},
+            ],
+        }],
+    }

@@ -1,0 +1,44 @@
+"""GET /fhir/r4/metadata: the FHIR view's CapabilityStatement, valid R4, readable without a token, and true to
+the routes the view serves."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tests.support.fhir import FHIR_JSON, validate
+
+
+async def _audit_rows(app) -> int:
+    async with app.state.engine.connect() as db:
+        return (await db.execute(sa.text("SELECT count(*) FROM audit_event"))).scalar_one()
+
+
+async def test_the_capability_statement_is_valid_r4_and_needs_no_token(app, client):
+    before = await _audit_rows(app)
+    response = await client.get("/fhir/r4/metadata")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    statement = response.json()
+    validate(statement)
+    assert (statement["resourceType"], statement["kind"], statement["fhirVersion"]) == (
+        "CapabilityStatement", "instance", "4.0.1")
+    assert statement["implementation"]["url"] == str(client.base_url).rstrip("/") + "/fhir/r4"
+    [rest] = statement["rest"]
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "OAuth"
+    assert await _audit_rows(app) == before  # no data read, nothing to audit
+
+
+async def test_the_capability_statement_claims_exactly_what_the_view_serves(app, client, world):
+    statement = (await client.get("/fhir/r4/metadata")).json()
+    claimed = set()
+    for resource in statement["rest"][0]["resource"]:
+        claimed |= {(resource["type"], i["code"]) for i in resource["interaction"]}
+        claimed |= {(resource["type"], f"${o['name']}") for o in resource.get("operation", [])}
+    assert claimed == {("EpisodeOfCare", "read"), ("EpisodeOfCare", "$everything"), ("CodeSystem", "read")}
+    served = {route.path for route in app.routes if getattr(route, "path", "").startswith("/fhir/r4/")}
+    assert served == {"/fhir/r4/metadata", "/fhir/r4/EpisodeOfCare/{course_id}",
+                      "/fhir/r4/EpisodeOfCare/{course_id}/$everything", "/fhir/r4/CodeSystem/{codesystem_id}"}
+    # and the claimed reads answer as claimed: a token is needed, and with one, an unknown id is a 404 outcome
+    assert (await client.get("/fhir/r4/CodeSystem/problem-area")).status_code == 401
+    unknown = await client.get("/fhir/r4/EpisodeOfCare/00000000-0000-7000-8000-000000000000", headers=world.clinician.headers)
+    assert (unknown.status_code, unknown.json()["resourceType"]) == (404, "OperationOutcome")
