@@ -23,8 +23,8 @@ HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_me
 SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 
 
-# The row's values in the snapshot's field order (CourseSnapshot up to formulation), the measure
-# facts', each read in one C call: every course of a list page goes here.
+# The row's values for the snapshot (in CourseSnapshot's field order, up to formulation) and for
+# the measure facts, each group read in one C call: every course of a list page comes here.
 _snapshot_values = itemgetter("protocol", "phase", "planned_sessions", "extension_sessions", "started_on",
                               "sessions_attended", "attended_in_phase", "latest_session_on")
 _fact_values = itemgetter("first_measure_on", "first_attended_on", "last_measure_session_number", "risk_flag_open")
