@@ -101,7 +101,7 @@ class Statement:
 
 
 def insert_row(table: Any) -> Statement:
-    """INSERT of one whole row (every column a bind parameter named after it): run it with model_dump()'s dict."""
+    """INSERT of one whole row (every column a bind parameter named after it): run it with new_row's dict."""
     return Statement(sa.insert(table).values({column.name: sa.bindparam(column.name) for column in table.__table__.columns}))
 
 

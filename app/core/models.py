@@ -41,6 +41,7 @@ def json_field(default_factory=list):
 
 @functools.cache
 def _field_defaults(model: type[SQLModel]) -> tuple[dict[str, Any], dict[str, Callable[[], Any]], frozenset[str], frozenset[str]]:
+    """A model's fixed defaults, default factories, required fields and every field, read once per model."""
     fixed, made, required = {}, {}, set()
     for name, field in model.model_fields.items():
         if field.default_factory is not None:

@@ -13,9 +13,10 @@ from app.fhir.capability import capability_statement
 from app.fhir.errors import FhirJSON
 from app.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirCodeSystem, FhirEpisodeOfCare, outcomes
 
-router = api_router(prefix="/fhir/r4", tags=["fhir"], default_response_class=FhirJSON)
+PREFIX = "/fhir/r4"
+router = api_router(prefix=PREFIX, tags=["fhir"], default_response_class=FhirJSON)
 # No token, no audit row, no transaction (as /healthz): the statement holds no data.
-public = api_router(prefix="/fhir/r4", tags=["fhir"], default_response_class=FhirJSON, route_class=APIRoute)
+public = api_router(prefix=PREFIX, tags=["fhir"], default_response_class=FhirJSON, route_class=APIRoute)
 ERRORS = outcomes(401, 403, 404, 422, 429, 503)
 
 
@@ -37,8 +38,7 @@ async def read_episode_of_care(course_id: str, db: Db, principal: ClinicalReader
 async def episode_of_care_everything(course_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
     """A course and everything recorded in it as a FHIR R4 searchset Bundle: EpisodeOfCare, Conditions for the
     focal problem areas, Encounters for sessions, a QuestionnaireResponse and an Observation per measure."""
-    base = str(request.base_url).rstrip("/") + router.prefix
-    return FhirJSON(await service.everything(db, principal, course_id, base, str(request.url)))
+    return FhirJSON(await service.everything(db, principal, course_id, _base(request), str(request.url)))
 
 
 @router.get("/CodeSystem/{codesystem_id}", response_model=FhirCodeSystem, responses=outcomes(401, 404, 422, 429, 503))
@@ -50,5 +50,9 @@ async def read_code_system(codesystem_id: str, _: CurrentPrincipal) -> FhirJSON:
 @public.get("/metadata", response_model=FhirCapabilityStatement)
 async def capability(request: Request) -> FhirJSON:
     """The FHIR view's CapabilityStatement: resources, interactions, $everything and the token they need (no token)."""
-    base = str(request.base_url).rstrip("/") + public.prefix
-    return FhirJSON(capability_statement(base, request.app.version))
+    return FhirJSON(capability_statement(_base(request), request.app.version))
+
+
+def _base(request: Request) -> str:
+    """The FHIR view's base URL as the caller reached it (fullUrls and the statement's implementation.url)."""
+    return str(request.base_url).rstrip("/") + PREFIX

@@ -9,7 +9,6 @@ are also silent on a closed course, where S6 forbids recording a measure, while
 from dataclasses import dataclass
 from datetime import date
 
-from app.rules.protocols import OPEN_PHASES
 from app.rules.snapshot import CourseSnapshot, MeasureFacts
 
 MEASURE_WINDOW = 4  # attended sessions within which some measure should have been recorded
@@ -33,13 +32,13 @@ def advisories(
     course: CourseSnapshot, today: date, measures: MeasureFacts | None = None
 ) -> list[Advisory]:
     """All advisories that hold for `course` on `today`, in rules.md's order; measure ones only when `measures` given."""
-    if course.phase not in OPEN_PHASES:  # on a closed course only the risk flag can speak (see above)
+    if not course.is_open:  # on a closed course only the risk flag can speak (see above)
         found: tuple[Advisory | None, ...] = () if measures is None else (risk_flag_open(measures),)
-    elif measures is None:
-        found = (termination_due(course), initial_phase_long(course), course_overrunning(course, today))
     else:
-        found = (termination_due(course), initial_phase_long(course), measure_overdue(course, measures),
-                 risk_flag_open(measures), no_baseline_measure(course, measures), course_overrunning(course, today))
+        found = (termination_due(course), initial_phase_long(course))
+        if measures is not None:
+            found += (measure_overdue(course, measures), risk_flag_open(measures), no_baseline_measure(course, measures))
+        found += (course_overrunning(course, today),)
     return [a for a in found if a is not None]
 
 

@@ -219,7 +219,7 @@ async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, c
         for _ in range(3):  # each round's events arrive after the loop has already run passes
             org = await _org_with_events(app, client, count=2)
             deadline = asyncio.get_running_loop().time() + 5
-            while len(await _chain(app, org)) < 2 or any(e["seq"] is None for e in await _chain(app, org)):
+            while len(chain := await _chain(app, org)) < 2 or any(e["seq"] is None for e in chain):
                 assert asyncio.get_running_loop().time() < deadline, "events not sealed by the running loop"
                 await asyncio.sleep(0.02)
     finally:

@@ -30,8 +30,11 @@ def test_new_row_is_the_models_dump_with_its_defaults(model):
     built, made = model(**values).model_dump(warnings=False), new_row(model, values)
     assert built.keys() == made.keys()
     assert {k: v for k, v in made.items() if k not in fresh(model)} == {k: v for k, v in built.items() if k not in fresh(model)}
+    again = new_row(model, values)
     for name in fresh(model):
         assert type(made[name]) is type(built[name])
+        if name == "id":
+            assert again["id"] != made["id"]  # made per row, not once
 
 
 def test_new_row_takes_given_values_over_defaults_and_makes_fresh_mutable_defaults():
