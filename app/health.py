@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
+from app.core.db import transaction
 from app.core.errors import Unavailable
 from app.core.http import JSON
 from app.core.openapi import errors
@@ -34,7 +35,7 @@ async def readyz(request: Request) -> JSON:
     """The database answers within two seconds; else 503 with Retry-After."""
     try:
         async with asyncio.timeout(2):
-            async with request.app.state.engine.connect() as conn:
+            async with transaction(request.app.state.engine, write=False) as conn:  # in turn, as requests are
                 await conn.execute(sa.text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
         raise Unavailable() from None

@@ -16,17 +16,19 @@ async def test_connections_are_handed_out_first_come_first_served(database_url):
     order: list[int] = []
     release = asyncio.Event()
 
+    returned = asyncio.Event()
+
     async def request(n: int, hold: bool = False) -> None:
         async with transaction(engine, write=False) as db:
             order.append(n)
             await db.execute(sa.text("SELECT 1"))
             if hold:
                 await release.wait()
+        if hold:
+            returned.set()
 
-    # A newcomer that asks the moment the first connection comes back (woken by the pool's checkin,
-    # ahead of the request already waiting) must not jump the queue: SQLAlchemy's pool let it.
-    returned = asyncio.Event()
-    sa.event.listen(engine.sync_engine.pool, "checkin", lambda *_: returned.set())
+    # A newcomer that asks the moment the first connection comes back (ahead of the request already
+    # waiting, which has been told but not yet run) must not jump the queue: SQLAlchemy's pool let it.
 
     async def newcomer() -> None:
         await returned.wait()

@@ -9,11 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from app.core.db import lease_of
+from app.core.driver import asyncpg_adapter
+
 
 @asynccontextmanager
 async def recording(app: FastAPI) -> AsyncIterator[list[str]]:
     """The text of every statement sent while the block runs: on PostgreSQL every query asyncpg runs
     (SQLAlchemy's, the compiled ones app.core.fastsql runs on the driver, BEGIN and COMMIT alike),
+    on the connections the engine holds between requests and on any it checks out,
     on SQLite every one SQLAlchemy runs."""
     sent: list[str] = []
     engine = app.state.engine.sync_engine
@@ -40,6 +44,8 @@ async def recording(app: FastAPI) -> AsyncIterator[list[str]]:
         watched.append(driver)
 
     event.listen(engine.pool, "checkout", watch)
+    for conn, _ in lease_of(app.state.engine).idle:  # held between requests: never checked out again
+        watch(asyncpg_adapter(conn), None, None)
     try:
         yield sent
         await asyncio.sleep(0)  # asyncpg calls its query loggers soon after each query, not at once
