@@ -236,11 +236,12 @@ async def _worker() -> None:
     """Run the webhook worker and the audit sealer until interrupted."""
     from app.background import housekeeping_loop
     from app.core.db import make_engine
+    from app.core.security import SecretBox
     from app.webhooks.worker import Worker
 
     settings = get_settings()
     engine = make_engine(settings)
-    worker = Worker(engine, settings.webhook_allow_private)
+    worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
     try:
         await asyncio.gather(worker.loop(), housekeeping_loop(engine, settings.audit_seal_interval_seconds))
     finally:

@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background_tasks:
             tasks.append(asyncio.create_task(housekeeping_loop(app.state.engine, settings.audit_seal_interval_seconds)))
         if settings.background_tasks and settings.webhook_worker:
-            worker = Worker(app.state.engine, settings.webhook_allow_private)
+            worker = Worker(app.state.engine, app.state.secrets.box, settings.webhook_allow_private)
             tasks.append(asyncio.create_task(worker.loop()))
         yield
         for task in tasks:

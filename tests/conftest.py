@@ -18,14 +18,14 @@ _postgres_up: bool | None = None
 
 def test_settings(database_url: str, **overrides: object) -> Settings:
     """Settings for a test app: fast password hashing, generous login limits."""
-    values = dict(
-        env="test",
-        database_url=database_url,
-        password_hash_memory_kib=1024,
-        password_hash_time_cost=1,
-        login_rate_limit_per_minute=100_000,
-        rate_limit_per_minute=0,
-    )
+    values = {
+        "env": "test",
+        "database_url": database_url,
+        "password_hash_memory_kib": 1024,
+        "password_hash_time_cost": 1,
+        "login_rate_limit_per_minute": 100_000,
+        "rate_limit_per_minute": 0,
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -98,7 +98,7 @@ def test_json_success_responses_document_their_body_not_a_bare_string(document):
 def test_patient_operations_name_their_models(document):
     patients = document["paths"]["/v1/patients"]
     one = document["paths"]["/v1/patients/{patient_id}"]
-    ref = lambda op, status: op["responses"][status]["content"]["application/json"]["schema"]["$ref"]  # noqa: E731
+    ref = lambda op, status: op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
     assert ref(patients["post"], "201").endswith("/PatientPublic")
     assert ref(patients["get"], "200").endswith("/ListOf_PatientPublic_")
     assert ref(one["get"], "200").endswith("/PatientPublic")

@@ -1,9 +1,11 @@
-"""Tokens and secrets: the only module that imports python-jose or the password hasher."""
+"""Tokens and secrets: the only module that imports python-jose, the password hasher or a cipher."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -11,6 +13,10 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
@@ -44,6 +50,41 @@ class InvalidToken(Exception):
     """The token is not one this service issued, or no longer valid."""
 
 
+class SecretUnreadable(Exception):
+    """A sealed secret did not open: sealed under another IPT_SECRET_KEY, for another row, or altered."""
+
+
+class SecretBox:
+    """Seals secrets the service must read back later (webhook signing secrets) for storage: AES-256-GCM.
+
+    The key is derived from IPT_SECRET_KEY (HKDF), so a copy of the database alone reveals no secret;
+    like client secret hashes, sealed secrets need the same IPT_SECRET_KEY to be used again. Each is
+    bound to the row that holds it: one copied into another row does not open.
+    """
+
+    PREFIX = "sealed1:"
+
+    def __init__(self, secret_key: str) -> None:
+        derive = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ipt stored secrets v1")
+        self._aead = AESGCM(derive.derive(secret_key.encode()))
+
+    def seal(self, secret: str, row_id: str) -> str:
+        """The secret encrypted for storage in the row ``row_id``."""
+        nonce = os.urandom(12)
+        sealed = nonce + self._aead.encrypt(nonce, secret.encode(), row_id.encode())
+        return self.PREFIX + base64.urlsafe_b64encode(sealed).decode()
+
+    def open(self, stored: str, row_id: str) -> str:
+        """The secret a row holds; one stored before sealing existed is returned as stored."""
+        if not stored.startswith(self.PREFIX):
+            return stored
+        try:
+            sealed = base64.urlsafe_b64decode(stored[len(self.PREFIX):])
+            return self._aead.decrypt(sealed[:12], sealed[12:], row_id.encode()).decode()
+        except (InvalidTag, ValueError) as exc:
+            raise SecretUnreadable("the stored secret does not open with this IPT_SECRET_KEY") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Claims:
     """The verified claims of an access token."""
@@ -67,6 +108,7 @@ class Secrets:
             type=Type.ID,
         )
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self.box = SecretBox(settings.secret_key)
         self._alg = settings.jwt_algorithm
         if self._alg == "HS256":
             self._sign_key: str = settings.secret_key

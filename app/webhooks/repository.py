@@ -136,7 +136,8 @@ async def claim_due(db: AsyncConnection, lease_until: datetime, batch: int = 20)
         return []
     await db.execute(sa.update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(locked_until=lease_until))
     details = (
-        sa.select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookSubscription.url, WebhookSubscription.secret,
+        sa.select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookSubscription.id.label("subscription_id"),
+                  WebhookSubscription.url, WebhookSubscription.secret,
                   OutboxEvent.id.label("event_id"), OutboxEvent.type, OutboxEvent.data, OutboxEvent.created_at)
         .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
         .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)

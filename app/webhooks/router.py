@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
+from app.core.ids import new_id
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.routing import api_router
@@ -30,8 +31,9 @@ async def _check(request: Request, url: str) -> None:
 async def create_webhook(body: WebhookCreate, request: Request, db: Db, principal: Manager) -> JSON:
     """Subscribe a URL to events; the signing secret is shown only in this response."""
     await _check(request, body.url)
-    secret = new_secret()
-    row = await repository.create(db, principal.organization_id, body.model_dump() | {"secret": secret})
+    secret, subscription_id = new_secret(), new_id()
+    sealed = request.app.state.secrets.box.seal(secret, subscription_id)  # the database never holds it in the clear
+    row = await repository.create(db, principal.organization_id, body.model_dump() | {"id": subscription_id, "secret": sealed})
     return resource(row | {"secret": secret}, status=201, headers={"Location": f"/v1/webhooks/{row['id']}"})
 
 

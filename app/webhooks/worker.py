@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.db import transaction
 from app.core.http import dumps
 from app.core.ids import rfc3339, utcnow
+from app.core.security import SecretBox
 from app.webhooks import repository
 from app.webhooks.signing import check_url, sign
 
@@ -44,8 +45,8 @@ def payload(delivery: dict[str, Any]) -> bytes:
 class Worker:
     """Fans out the outbox and delivers due webhooks, in a loop or one pass at a time."""
 
-    def __init__(self, engine: AsyncEngine, allow_private: bool, base_delay: float = BASE_DELAY_SECONDS) -> None:
-        self.engine, self.allow_private, self.base_delay = engine, allow_private, base_delay
+    def __init__(self, engine: AsyncEngine, box: SecretBox, allow_private: bool, base_delay: float = BASE_DELAY_SECONDS) -> None:
+        self.engine, self.box, self.allow_private, self.base_delay = engine, box, allow_private, base_delay
         self.http = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
 
     async def run_once(self) -> int:
@@ -64,15 +65,16 @@ class Worker:
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         body = payload(delivery)
         timestamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": delivery["event_id"],
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(delivery["secret"], delivery["event_id"], timestamp, body),
-            "user-agent": "ipt-api-webhooks/1",
-        }
         status_code, error = None, None
         try:
+            secret = self.box.open(delivery["secret"], delivery["subscription_id"])
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": delivery["event_id"],
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secret, delivery["event_id"], timestamp, body),
+                "user-agent": "ipt-api-webhooks/1",
+            }
             await asyncio.to_thread(check_url, delivery["url"], self.allow_private)  # DNS may have changed
             response = await self.http.post(delivery["url"], content=body, headers=headers)
             status_code = response.status_code

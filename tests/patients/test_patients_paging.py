@@ -95,7 +95,7 @@ async def test_tampered_cursor_is_422_invalid_cursor(client, world):
         await create_patient(client, world.ehr)
     cursor = await _next_cursor(client, world.ehr)
     payload, tag = _unpack(cursor)
-    name, last_id = orjson.loads(payload)
+    name, _last_id = orjson.loads(payload)
     moved = _pack(orjson.dumps([name, "00000000-0000-7000-8000-000000000000"]), tag)
     flipped_tag = _pack(payload, bytes([tag[0] ^ 1]) + tag[1:])
     for bad in (moved, flipped_tag, cursor[:-2], cursor + "AA"):

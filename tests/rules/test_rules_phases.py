@@ -36,7 +36,7 @@ def course(**changes) -> CourseSnapshot:
 
 def ready(**changes) -> CourseSnapshot:
     """A course that satisfies every precondition of every transition, so only P1 can refuse."""
-    defaults = dict(formulation=AGREED, inventory_count=3, attended=5, attended_in_phase=1)
+    defaults = {"formulation": AGREED, "inventory_count": 3, "attended": 5, "attended_in_phase": 1}
     return course(**{**defaults, **changes})
 
 

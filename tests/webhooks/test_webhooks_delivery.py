@@ -55,7 +55,7 @@ async def test_delivery_is_signed_so_an_independent_receiver_verifies_it(hook_ap
         inbox.secret = subscription["secret"]
         assert inbox.secret.startswith("whsec_")
         course = await open_course(hook_client, world.clinician)
-        worker = Worker(hook_app.state.engine, allow_private=True)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
         await _drain(worker, lambda: len(inbox.received) >= 1)
         await worker.http.aclose()
     delivery = inbox.received[0]
@@ -75,7 +75,7 @@ async def test_receiver_failing_twice_gets_the_event_on_the_third_attempt(hook_a
         subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
         inbox.secret = subscription["secret"]
         await open_course(hook_client, world.clinician)
-        worker = Worker(hook_app.state.engine, allow_private=True, base_delay=0.05)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True, base_delay=0.05)
         await _drain(worker, lambda: len(inbox.received) >= 1)
         await worker.http.aclose()
     assert inbox.attempts == 3
@@ -92,7 +92,7 @@ async def test_one_pass_fans_out_a_burst_larger_than_a_batch(hook_app, hook_clie
         inbox.secret = (await _subscribe(hook_client, world, inbox.url, events=["course.created"]))["secret"]
         for _ in range(3):
             await open_course(hook_client, world.clinician)
-        worker = Worker(hook_app.state.engine, allow_private=True)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
         assert await worker.run_once() == 3  # all three events fanned out and delivered in one pass
         await worker.http.aclose()
     assert len(inbox.valid()) == 3
@@ -112,7 +112,7 @@ async def test_manual_retry_redelivers_a_failed_delivery(hook_app, hook_client):
         subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
         inbox.secret = subscription["secret"]
         await open_course(hook_client, world.clinician)
-        worker = Worker(hook_app.state.engine, allow_private=True)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
         await _drain(worker, lambda: len(inbox.received) >= 1)
         deliveries = f"/v1/webhooks/{subscription['id']}/deliveries"
         [entry] = (await hook_client.get(deliveries, headers=world.admin.headers)).json()["data"]
@@ -195,3 +195,86 @@ async def _deliver_through_two_servers(hook_app, hook_client, database_url):
     # Every delivery ended delivered; a connection-level failure before the receiver saw a request may
     # have cost an extra attempt, but the receiver got each event exactly once (the ids above).
     assert len(statuses) == events and set(statuses) == {"delivered"}
+
+
+# --- the signing secret at rest -------------------------------------------------------------
+async def _stored_secret(hook_app, subscription_id: str) -> str:
+    from app.webhooks.models import WebhookSubscription
+
+    async with hook_app.state.engine.connect() as conn:
+        return await conn.scalar(sa.select(WebhookSubscription.secret).where(WebhookSubscription.id == subscription_id))
+
+
+async def _set_stored_secret(hook_app, subscription_id: str, stored: str) -> None:
+    from app.webhooks.models import WebhookSubscription
+
+    async with hook_app.state.engine.begin() as conn:
+        await conn.execute(sa.update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(secret=stored))
+
+
+async def test_the_database_holds_the_signing_secret_sealed_and_deliveries_still_verify(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        inbox.secret = subscription["secret"]
+        stored = await _stored_secret(hook_app, subscription["id"])
+        key_bytes = subscription["secret"].removeprefix("whsec_")
+        assert stored.startswith("sealed1:") and key_bytes not in stored and subscription["secret"] not in stored
+        await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
+        await _drain(worker, lambda: len(inbox.received) >= 1)
+        await worker.http.aclose()
+    assert inbox.received[0]["signature_ok"]
+
+
+async def test_a_secret_stored_in_the_clear_before_sealing_still_signs(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        subscription = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        inbox.secret = subscription["secret"]
+        await _set_stored_secret(hook_app, subscription["id"], subscription["secret"])  # as rows stored earlier hold it
+        await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
+        await _drain(worker, lambda: len(inbox.received) >= 1)
+        await worker.http.aclose()
+    assert inbox.received[0]["signature_ok"]
+
+
+async def test_a_sealed_secret_moved_to_another_subscription_sends_nothing_and_logs_why(hook_app, hook_client):
+    world = await make_world(hook_app)
+    with receiver() as inbox:
+        victim = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        thief = await _subscribe(hook_client, world, inbox.url, events=["course.created"])
+        paused = await hook_client.patch(f"/v1/webhooks/{victim['id']}", json={"active": False},
+                                         headers=world.admin.headers | {"If-Match": '"1"'})
+        assert paused.status_code == 200, paused.text  # only the thief's row is to be delivered to
+        await _set_stored_secret(hook_app, thief["id"], await _stored_secret(hook_app, victim["id"]))
+        await open_course(hook_client, world.clinician)
+        worker = Worker(hook_app.state.engine, hook_app.state.secrets.box, allow_private=True)
+        deliveries = f"/v1/webhooks/{thief['id']}/deliveries"
+
+        async def attempted() -> list:
+            return [d for d in (await hook_client.get(deliveries, headers=world.admin.headers)).json()["data"] if d["attempts"]]
+
+        deadline = time.monotonic() + 15
+        while not await attempted():
+            assert time.monotonic() < deadline, "the delivery was never attempted"
+            await worker.run_once()
+        await worker.http.aclose()
+        assert inbox.received == []  # nothing signed with a secret that is not this subscription's
+    [entry] = await attempted()
+    assert (entry["status"], entry["last_error"], entry["last_status_code"]) == ("pending", "SecretUnreadable", None)
+
+
+def test_a_secret_box_opens_only_what_it_sealed_for_that_row():
+    from app.core.security import SecretBox, SecretUnreadable
+
+    box = SecretBox("k" * 48)
+    sealed = box.seal("whsec_c2VjcmV0", "row-1")
+    assert sealed != box.seal("whsec_c2VjcmV0", "row-1")  # a fresh nonce every time
+    assert box.open(sealed, "row-1") == "whsec_c2VjcmV0"
+    tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+    for stored, row, opener in ((sealed, "row-2", box), (sealed, "row-1", SecretBox("j" * 48)), (tampered, "row-1", box),
+                                ("sealed1:!!", "row-1", box)):
+        with pytest.raises(SecretUnreadable):
+            opener.open(stored, row)
