@@ -187,7 +187,14 @@ class ConnectionLease:
         """The connection used last, checked first if it sat idle (the server may have restarted), or a new one."""
         while self.idle:
             conn, idle_since = self.idle.pop()
-            if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS or await _answers(conn):
+            if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+                return conn
+            try:
+                alive = await _answers(conn)
+            except BaseException:
+                self.idle.append((conn, idle_since))  # cancelled mid-check: the next taker checks it again
+                raise
+            if alive:
                 return conn
             await conn.invalidate()
             await conn.close()
@@ -214,8 +221,9 @@ class ConnectionLease:
         idle, self.idle = self.idle, []
         for conn, _ in idle:
             held = conn.sync_connection
-            held.invalidate()  # closes it: the pool it came from is gone  # type: ignore[union-attr]
-            held.close()  # type: ignore[union-attr]
+            assert held is not None  # a held connection was never closed
+            held.invalidate()  # closes it: the pool it came from is gone
+            held.close()
 
 
 async def _answers(conn: AsyncConnection) -> bool:
