@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.core.db import lease_of, make_engine, transaction
 from app.core.driver import asyncpg_adapter
+from app.main import create_app
 from tests.conftest import test_settings
 
 
@@ -94,3 +96,16 @@ async def test_disposing_the_engine_closes_the_connections_it_held(postgres_url)
         assert not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", held)
     finally:
         await admin.close()
+
+
+async def test_readyz_answers_while_the_engine_holds_every_connection(database_url):
+    """/readyz takes a turn like a request: asking the pool directly would wait for a connection the lease holds."""
+    application = create_app(test_settings(database_url, db_pool_size=1))
+    try:
+        await _backend(application.state.engine)
+        assert len(lease_of(application.state.engine).idle) == 1  # the pool's only connection, held
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://t") as http:
+            response = await http.get("/readyz")
+        assert response.status_code == 200, response.text
+    finally:
+        await application.state.engine.dispose()
