@@ -232,6 +232,18 @@ async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
     return await repository.verify(db, org)
 
 
+async def _seal() -> int:
+    """Seal the audit log once, as the worker does every second (e.g. before `ipt audit verify`)."""
+    from app.background import seal_audit_log
+    from app.core.db import make_engine
+
+    engine = make_engine(get_settings())
+    try:
+        return await seal_audit_log(engine)
+    finally:
+        await engine.dispose()
+
+
 async def _worker() -> None:
     """Run the webhook worker and the audit sealer until interrupted."""
     from app.background import housekeeping_loop
@@ -289,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
     verify.add_argument("--org", default=None, help="one organization id (default: all)")
+    audit.add_parser("seal", help="chain every event waiting to be sealed now, and print how many")
     return parser
 
 
@@ -311,6 +324,8 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(export(args.dataset, args.org, args.out, args.format, args.profile, filters)))
     elif args.command == "worker":
         asyncio.run(_worker())
+    elif args.command == "audit" and args.audit_command == "seal":
+        print(json.dumps({"sealed": asyncio.run(_seal())}))
     elif args.command == "audit":
         problems = asyncio.run(_with_db(lambda db, _: _verify(db, args.org)))
         if problems:

@@ -54,24 +54,35 @@ async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
     return list((await db.scalars(_WAITING)).all())
 
 
+_head = sa.select(AuditChain.seq, AuditChain.hash).where(AuditChain.organization_id == sa.bindparam("org")).with_for_update()
+
+
+async def _locked_head(db: AsyncConnection, organization_id: str) -> sa.Row:
+    """The organization's chain head under its row lock, made at genesis on the first sealing."""
+    head = (await db.execute(_head, {"org": organization_id})).first()
+    if head is None:
+        await insert_ignoring_conflicts(
+            db, AuditChain.__table__, {"organization_id": organization_id, "seq": 0, "hash": chain.GENESIS},
+            [AuditChain.organization_id],
+        )
+        head = (await db.execute(_head, {"org": organization_id})).one()
+    return head
+
+
 async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> int:
     """Chain up to ``batch`` of the organization's unsealed events after its head, under the head's row lock."""
-    await insert_ignoring_conflicts(
-        db, AuditChain.__table__, {"organization_id": organization_id, "seq": 0, "hash": chain.GENESIS},
-        [AuditChain.organization_id],
-    )
-    head = (
-        await db.execute(sa.select(AuditChain.seq, AuditChain.hash).where(AuditChain.organization_id == organization_id).with_for_update())
-    ).one()
+    head = await _locked_head(db, organization_id)
     query = (
         sa.select(*_public)
         .where(AuditEvent.organization_id == organization_id, AuditEvent.seq.is_(None))
         .order_by(AuditEvent.at, AuditEvent.id)
         .limit(batch)
     )
-    events = [dict(r) for r in (await db.execute(query)).mappings().all()]
+    # Plain rows zipped with the names: a mapping per row cost a fifth of the sealer's time.
+    rows = (await db.execute(query)).all()
     seq, prev_hash, sealed = head.seq, head.hash, []
-    for event in events:
+    for row in rows:
+        event = dict(zip(PUBLIC, row, strict=True))
         seq += 1
         event["seq"] = seq
         digest = chain.link(prev_hash, event)

@@ -4,6 +4,7 @@ break, and on PostgreSQL a trigger refuses any change to an event besides its on
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -27,11 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 5
 
 
-def _start_verify(database_url: str, org: str) -> subprocess.Popen:
+def _start_cli(database_url: str, *args: str) -> subprocess.Popen:
     """The real CLI in its own process, on the test database."""
     env = {**os.environ, "IPT_DATABASE_URL": database_url, "IPT_ENV": "test"}
-    command = [sys.executable, "-m", "app.cli", "audit", "verify", "--org", org]
+    command = [sys.executable, "-m", "app.cli", *args]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _start_verify(database_url: str, org: str) -> subprocess.Popen:
+    return _start_cli(database_url, "audit", "verify", "--org", org)
 
 
 def _verify_all(database_url: str, orgs: dict[str, str]) -> dict[str, tuple[int, str, str]]:
@@ -159,6 +164,18 @@ async def test_one_sealing_pass_drains_backlogs_larger_than_a_batch_in_every_org
             assert await audit_repository.verify(db, org) == []
     async with transaction(app.state.engine, write=False) as db:
         assert not set(orgs) & set(await audit_repository.organizations_with_unsealed(db))
+
+
+async def test_cli_seal_chains_every_waiting_event_and_prints_how_many(app, client, database_url):
+    orgs = [await _org_with_events(app, client, count) for count in (3, 2)]
+    out, err = _start_cli(database_url, "audit", "seal").communicate(timeout=120)
+    assert json.loads(out)["sealed"] >= 5, err  # the worlds' own set-up events are sealed too
+    for org, count in zip(orgs, (3, 2), strict=True):
+        assert [e["seq"] for e in await _chain(app, org)] == list(range(1, count + 1))
+    async with transaction(app.state.engine, write=False) as db:
+        assert not set(orgs) & set(await audit_repository.organizations_with_unsealed(db))
+    out, _ = _start_cli(database_url, "audit", "seal").communicate(timeout=120)
+    assert json.loads(out) == {"sealed": 0}
 
 
 # The append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone),
