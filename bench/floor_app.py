@@ -43,13 +43,14 @@ MEASURE_COLUMNS = (  # app.measures.repository.PUBLIC
     "id, course_id, session_id, instrument, administered_on, items, total, severity, risk_items, session_number, "
     "risk_flag_open, acknowledged_at, acknowledged_by_id, version, created_at, created_by"
 )
+POINT_COLUMNS = "id, instrument, administered_on, session_number, total, severity"  # app.measures.repository.POINT
 SESSION_COLUMNS = (  # app.sessions.repository.PUBLIC
     "id, course_id, number, held_on, attendance, modality, duration_minutes, problem_areas_addressed, note, phase, "
     "version, created_at, updated_at"
 )
 GET_COURSE = f"SELECT {COURSE_COLUMNS} FROM course WHERE id = %s"
 LIST_PAGE = f"SELECT {COURSE_COLUMNS} FROM course WHERE organization_id = %s AND id > %s ORDER BY id LIMIT %s"
-OUTCOME_MEASURES = f"SELECT {MEASURE_COLUMNS} FROM measure WHERE course_id = %s ORDER BY administered_on, id"
+OUTCOME_MEASURES = f"SELECT {POINT_COLUMNS} FROM measure WHERE course_id = %s ORDER BY administered_on, id"
 # The inserts take the organization (and the session its phase) from the course, in the same statement.
 INSERT_SESSION = (
     "INSERT INTO therapy_session (id, organization_id, course_id, number, held_on, attendance, modality, "

@@ -6,16 +6,15 @@ administrations keep the caller's order. Flags an instrument does not define are
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from app.instruments.catalogue import Number, get_instrument
 from app.instruments.scoring import round2
 
 
-@dataclass(frozen=True)
-class MeasurePoint:
-    """One scored administration of an instrument within a course."""
+class MeasurePoint(NamedTuple):
+    """One scored administration of an instrument within a course (a named tuple: outcomes build one per measure)."""
 
     measure_id: str
     administered_on: date

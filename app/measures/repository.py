@@ -58,18 +58,33 @@ async def list_page(db: AsyncConnection, course_id: str, page: Page, instrument:
 
 
 _of_course = sa.select(*_public).where(Measure.course_id == sa.bindparam("course_id")).order_by(*_CHRONOLOGICAL)
-_CHRONOLOGICAL_READS = {False: Statement(_of_course),
-                        True: Statement(_of_course.where(Measure.instrument == sa.bindparam("instrument")))}
+# Outcomes compute from these columns alone and charts from the next ones: neither reads the items
+# or the risk items (JSON, decoded per row), nor the columns it does not show.
+POINT = ("id", "instrument", "administered_on", "session_number", "total", "severity")
+CHART_POINT = ("session_number", "total", "risk_items", "risk_flag_open")
+_points_of_course = Statement(
+    sa.select(*columns(Measure, POINT)).where(Measure.course_id == sa.bindparam("course_id")).order_by(*_CHRONOLOGICAL)
+)
+_chart_points = Statement(
+    sa.select(*columns(Measure, CHART_POINT))
+    .where(Measure.course_id == sa.bindparam("course_id"), Measure.instrument == sa.bindparam("instrument"))
+    .order_by(*_CHRONOLOGICAL)
+)
 
 
-async def chronological(db: AsyncConnection, course_id: str, instrument: str | None = None) -> list[dict[str, Any]]:
-    """Every measure of the course (or of one instrument), oldest administration first."""
-    return [dict(m) for m in await chronological_view(db, course_id, instrument)]
+async def chronological(db: AsyncConnection, course_id: str) -> list[dict[str, Any]]:
+    """Every measure of the course, oldest administration first."""
+    return [dict(r) for r in (await db.execute(_of_course, {"course_id": course_id})).mappings().all()]
 
 
-async def chronological_view(db: AsyncConnection, course_id: str, instrument: str | None = None) -> list[Mapping[str, Any]]:
-    """``chronological``, read-only: the rows as the driver returns them (for outcomes and charts)."""
-    return await _CHRONOLOGICAL_READS[instrument is not None].mappings(db, {"course_id": course_id, "instrument": instrument})
+async def points(db: AsyncConnection, course_id: str) -> list[Mapping[str, Any]]:
+    """The POINT columns of every measure of the course, oldest administration first (read-only rows)."""
+    return await _points_of_course.mappings(db, {"course_id": course_id})
+
+
+async def chart_points(db: AsyncConnection, course_id: str, instrument: str) -> list[Mapping[str, Any]]:
+    """The CHART_POINT columns of the course's measures of one instrument, oldest first (read-only rows)."""
+    return await _chart_points.mappings(db, {"course_id": course_id, "instrument": instrument})
 
 
 async def baseline(db: AsyncConnection, course_id: str, instrument: str) -> dict[str, Any] | None:

@@ -144,7 +144,7 @@ async def outcomes(db: AsyncConnection, principal: Principal, course_id: str) ->
     """api.md's outcomes of a course: one entry per instrument it has (catalogue order), and the paired result."""
     course = await courses.get(db, principal, course_id)
     audit.note(resource_type="outcome", resource_id=course_id, patient_id=course["patient_id"])
-    points = _points(await repository.chronological_view(db, course_id))
+    points = _points(await repository.points(db, course_id))
     return {
         "instruments": [instruments.instrument_outcome(i, points[i]) for i in instruments.INSTRUMENTS if i in points],
         "paired": instruments.paired_outcome(points.get("phq-9", ()), points.get("gad-7", ())),
@@ -158,7 +158,7 @@ async def chart_svg(db: AsyncConnection, principal: Principal, course_id: str, i
     points = [
         chart.ChartPoint(m["session_number"] or 0, number(instrument, m["total"]), bool(m["risk_items"]),
                          bool(m["risk_flag_open"]))
-        for m in await repository.chronological_view(db, course_id, instrument)
+        for m in await repository.chart_points(db, course_id, instrument)
     ]
     limit = course_service.snapshot(course).limit
     return chart.render(instruments.get_instrument(instrument), points, limit)

@@ -157,7 +157,7 @@ def test_phq9_fall_of_6_is_reliable_and_5_is_not_in_the_outcome_object():
 
 def test_out_of_order_points_are_sorted_by_date_and_same_day_ones_keep_input_order():
     points = course("phq-9", 20, 12, 6)
-    same_day = dataclasses.replace(points[2], measure_id="phq-9-3b", total=7)
+    same_day = points[2]._replace(measure_id="phq-9-3b", total=7)
     result = instrument_outcome("phq-9", [points[2], same_day, points[0], points[1]])
     assert result["baseline"]["measure_id"] == "phq-9-1"
     assert result["latest"]["measure_id"] == "phq-9-3b"
