@@ -19,6 +19,7 @@ from app.audit import writer as audit
 from app.core import idempotency
 from app.core.db import transaction
 from app.core.errors import AppError, RateLimited
+from app.core.plan import compiled_handler
 from app.core.security import InvalidToken
 from app.rules.errors import RuleViolation
 
@@ -93,8 +94,15 @@ async def run(request: Request, handler: Handler, template: str) -> Response:
 class AuditedRoute(APIRoute):
     """An API route run through the pipeline above."""
 
+    compiled = False  # whether the route runs a compiled plan (app.core.plan) rather than FastAPI's handler
+
     def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
+        handler = compiled_handler(self.dependant)
+        self.compiled = handler is not None
+        return self.audited(handler or super().get_route_handler())
+
+    def audited(self, handler: Handler) -> Handler:
+        """``handler`` run through the pipeline, audited under this route's path template."""
         template = self.path
 
         async def route(request: Request) -> Response:
