@@ -57,7 +57,7 @@ async def list_page(db: AsyncConnection, course_id: str, page: Page, instrument:
     return await fetch_page(db, query, Measure.id, page)
 
 
-_of_course = sa.select(*_public).where(Measure.course_id == sa.bindparam("course_id")).order_by(*_CHRONOLOGICAL)
+_of_course = Statement(sa.select(*_public).where(Measure.course_id == sa.bindparam("course_id")).order_by(*_CHRONOLOGICAL))
 # Outcomes compute from these columns alone and charts from the next ones: neither reads the items
 # or the risk items (JSON, decoded per row), nor the columns it does not show.
 POINT = ("id", "instrument", "administered_on", "session_number", "total", "severity")
@@ -74,7 +74,7 @@ _chart_points = Statement(
 
 async def chronological(db: AsyncConnection, course_id: str) -> list[dict[str, Any]]:
     """Every measure of the course, oldest administration first."""
-    return [dict(r) for r in (await db.execute(_of_course, {"course_id": course_id})).mappings().all()]
+    return [dict(m) for m in await _of_course.mappings(db, {"course_id": course_id})]
 
 
 async def points(db: AsyncConnection, course_id: str) -> list[Mapping[str, Any]]:
