@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,25 @@ def db_downgrade(revision: str) -> None:
     command.downgrade(_alembic_config(), revision)
 
 
-async def _with_db(work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``work(db, secrets)`` in one committed transaction on the configured database."""
-    from app.core.db import make_engine, transaction
-    from app.core.security import Secrets
+@asynccontextmanager
+async def _engine() -> AsyncIterator[Any]:
+    """An engine on the configured database, disposed of on the way out."""
+    from app.core.db import make_engine
 
-    settings = get_settings()
-    engine = make_engine(settings)
+    engine = make_engine(get_settings())
     try:
-        async with transaction(engine, write=True) as db:
-            return await work(db, Secrets(settings))
+        yield engine
     finally:
         await engine.dispose()
+
+
+async def _with_db(work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
+    """Run ``work(db, secrets)`` in one committed transaction on the configured database."""
+    from app.core.db import transaction
+    from app.core.security import Secrets
+
+    async with _engine() as engine, transaction(engine, write=True) as db:
+        return await work(db, Secrets(get_settings()))
 
 
 def bootstrap(org: str, email: str, password: str) -> dict[str, str]:
@@ -135,7 +143,7 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
     import getpass
 
     from app.audit import writer as audit_writer
-    from app.core.db import make_engine, transaction
+    from app.core.db import transaction
     from app.core.errors import NotFound
     from app.research import service
 
@@ -147,10 +155,9 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
         operator = None
 
     async def run() -> dict[str, Any]:
-        engine = make_engine(get_settings())
         partial = out.with_name(out.name + ".part")
         progress = service.Progress()
-        try:
+        async with _engine() as engine:
             try:
                 async with transaction(engine, write=True) as db:
                     key = await service.export_key(db, org_id, job)
@@ -174,8 +181,6 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
                 details = {**service.finished_details(job, progress), "via": "cli"}
                 await service.record_event(engine, audit_writer.operator_event(
                     org_id, "export", f"research_{dataset}", details, operator))
-        finally:
-            await engine.dispose()
         return {"rows": progress.rows, "out": str(out), "profile": profile, "format": fmt}
 
     return asyncio.run(run())
@@ -235,29 +240,21 @@ async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
 async def _seal() -> int:
     """Seal the audit log once, as the worker does every second (e.g. before `ipt audit verify`)."""
     from app.background import seal_audit_log
-    from app.core.db import make_engine
 
-    engine = make_engine(get_settings())
-    try:
+    async with _engine() as engine:
         return await seal_audit_log(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _worker() -> None:
     """Run the webhook worker and the audit sealer until interrupted."""
     from app.background import housekeeping_loop
-    from app.core.db import make_engine
     from app.core.security import SecretBox
     from app.webhooks.worker import Worker
 
     settings = get_settings()
-    engine = make_engine(settings)
-    worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
-    try:
+    async with _engine() as engine:
+        worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
         await asyncio.gather(worker.loop(), housekeeping_loop(engine, settings.audit_seal_interval_seconds))
-    finally:
-        await engine.dispose()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -76,9 +76,8 @@ class _Step:
         try:
             return dict(self.model.model_validate(raw))  # type: ignore[union-attr]
         except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                loc = error.get("loc", ())
-                errors.append({**error, "loc": (self.kinds.get(loc[0], "query"), *loc) if loc else ("query",)})
+            # A field's error is located by its alias, the key kinds is built on.
+            errors.extend({**e, "loc": (self.kinds[e["loc"][0]], *e["loc"])} for e in exc.errors(include_url=False))
             return {}
 
 
