@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -12,8 +14,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from app.core.config import _with_driver
-from app.core.db import metadata
+from app.audit import chain
+from app.audit import repository as audit_repository
+from app.background import seal_audit_log
+from app.core.config import Settings, _with_driver
+from app.core.db import make_engine, metadata, transaction
 from tests.conftest import require_postgres
 from tests.support.databases import alembic_config, postgres_database, sqlite_database
 
@@ -159,3 +164,55 @@ def _pg_names(engine: sa.Engine) -> tuple[list, list]:
             {"version": VERSION_TABLE},
         ).all()
     return constraints, indexes
+
+
+def _old_event(org: str, n: int) -> dict:
+    return {"id": f"0193a000-0000-7000-8000-00000000000{n}", "organization_id": org,
+            "at": datetime(2026, 11, 1, 9, n, tzinfo=UTC), "actor_type": "user", "actor_id": "u", "action": "read",
+            "resource_type": "patient", "resource_id": None, "patient_id": "p", "request_id": f"r{n}",
+            "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {"n": n}}
+
+
+async def _seal_and_verify(url: str) -> tuple[int, list, list]:
+    """Seal with the app's sealer, then (sealed count, verify's problems, (event id, seq) in chain order)."""
+    engine = make_engine(Settings(database_url=url, env="test"))
+    try:
+        sealed = await seal_audit_log(engine)
+        async with transaction(engine, write=False) as db:
+            problems = await audit_repository.verify(db)
+            chain = (await db.execute(sa.text("SELECT event_id, seq FROM audit_seal ORDER BY seq"))).all()
+        return sealed, problems, [tuple(row) for row in chain]
+    finally:
+        await engine.dispose()
+
+
+def test_audit_chains_carry_over_when_seals_move_to_their_own_table(fresh_url, engine):
+    """Revision 0010: events sealed in place keep their place; those still waiting are chained after them."""
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "0009")
+    org = "0193a000-0000-7000-8000-0000000000aa"
+    events = [_old_event(org, n) for n in range(1, 5)]
+    table = sa.table("audit_event", *(sa.column(name) for name in events[0] if name not in ("at", "details")),
+                     sa.column("at", sa.DateTime(timezone=True)), sa.column("details", sa.JSON))
+    prev_hash = chain.GENESIS
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), events)
+        for seq, event in enumerate(events[:2], start=1):  # the first two sealed as revision 0009 sealed
+            digest = chain.link(prev_hash, event | {"seq": seq})
+            conn.execute(sa.text("UPDATE audit_event SET seq = :s, prev_hash = :p, hash = :h WHERE id = :id"),
+                         {"s": seq, "p": prev_hash, "h": digest, "id": event["id"]})
+            prev_hash = digest
+        conn.execute(sa.text("INSERT INTO audit_chain (organization_id, seq, hash) VALUES (:o, 2, :h)"),
+                     {"o": org, "h": prev_hash})
+
+    command.upgrade(config, "head")
+    sealed, problems, order = asyncio.run(_seal_and_verify(fresh_url))
+    assert (sealed, problems) == (2, [])
+    assert order == [(event["id"], seq) for seq, event in enumerate(events, start=1)]
+
+    command.downgrade(config, "0009")  # and back: the seals return to the events
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, seq FROM audit_event ORDER BY seq")).all()
+    assert [tuple(row) for row in rows] == order
+    command.upgrade(config, "head")
+    assert asyncio.run(_seal_and_verify(fresh_url)) == (0, [], order)

@@ -9,15 +9,20 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import chain
-from app.audit.models import AuditChain, AuditEvent
+from app.audit.models import AuditChain, AuditEvent, AuditSeal
 from app.core.db import insert_ignoring_conflicts
 from app.core.fastsql import Statement
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page
 
-PUBLIC = ("id", "at", "actor_type", "actor_id", "organization_id", "action", "resource_type", "resource_id",
-          "patient_id", "request_id", "ip", "user_agent", "outcome", "details", "seq", "hash", "prev_hash")
-_public = columns(AuditEvent, PUBLIC)
+EVENT = ("id", "at", "actor_type", "actor_id", "organization_id", "action", "resource_type", "resource_id",
+         "patient_id", "request_id", "ip", "user_agent", "outcome", "details")
+SEAL = ("seq", "hash", "prev_hash")
+PUBLIC = EVENT + SEAL
+_event = columns(AuditEvent, EVENT)
+# An event with its place in the chain (null until sealed).
+_public = [*_event, *columns(AuditSeal, SEAL)]
+_sealed_or_not = sa.outerjoin(AuditEvent, AuditSeal, AuditSeal.event_id == AuditEvent.id)
 _insert = Statement(sa.insert(AuditEvent).values({name: sa.bindparam(name) for name in (
     "id", "organization_id", "at", "actor_type", "actor_id", "action", "resource_type", "resource_id",
     "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}))
@@ -36,25 +41,55 @@ async def patient_of_course(db: AsyncConnection, organization_id: str, course_id
     return await db.scalar(query)
 
 
-# A skip scan of the unsealed index: one probe per organization with events waiting, never a
-# pass over the events themselves (DISTINCT read every unsealed entry, dead versions included).
-_WAITING = sa.text("""
-WITH RECURSIVE waiting(organization_id) AS (
-    SELECT min(organization_id) FROM audit_event WHERE seq IS NULL
+# Where the sealer is: an event's position in the sealing order, and the horizon below which no
+# event can still appear. On PostgreSQL the position is the writing transaction's id, and every
+# transaction below the oldest one still running has ended (its events are all visible, or never
+# will be): sealing in commit-safe order needs no lock on writers. On SQLite writers take turns
+# (the sealer holds the write lock), so rowid order is commit order and every row is final.
+_SEAL_HORIZON_PG = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def _position(db: AsyncConnection) -> sa.ColumnElement[int]:
+    """The column that orders an organization's events for sealing on this database."""
+    return AuditEvent.tx if db.dialect.name == "postgresql" else sa.literal_column("audit_event.rowid")
+
+
+def _waiting(db: AsyncConnection, since: Any, horizon: Any) -> sa.ColumnElement[bool]:
+    """Events at positions from ``since`` up to (not including) ``horizon``, with no seal yet."""
+    position = _position(db)
+    waiting = sa.and_(position >= since, position < horizon, ~sa.exists().where(AuditSeal.event_id == AuditEvent.id))
+    # On SQLite, tx IS NULL lets the (organization_id, tx) index range over its implicit rowids.
+    return waiting if db.dialect.name == "postgresql" else sa.and_(AuditEvent.tx.is_(None), waiting)
+
+
+# A skip scan of the organizations that have events (one index probe each, never a pass over the
+# events), each kept if an event at or after its chain's position is waiting (the same test as _waiting).
+_WAITING = """
+WITH RECURSIVE orgs(organization_id) AS (
+    SELECT min(organization_id) FROM audit_event
     UNION ALL
-    SELECT (SELECT min(e.organization_id) FROM audit_event e WHERE e.seq IS NULL AND e.organization_id > w.organization_id)
-    FROM waiting w WHERE w.organization_id IS NOT NULL
+    SELECT (SELECT min(e.organization_id) FROM audit_event e WHERE e.organization_id > o.organization_id)
+    FROM orgs o WHERE o.organization_id IS NOT NULL
 )
-SELECT organization_id FROM waiting WHERE organization_id IS NOT NULL
-""")
+SELECT o.organization_id FROM orgs o WHERE o.organization_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM audit_event e
+    WHERE e.organization_id = o.organization_id AND {position} >= coalesce(
+        (SELECT c.position FROM audit_chain c WHERE c.organization_id = o.organization_id), -1)
+    AND {below_horizon} AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_id = e.id))
+"""
+_WAITING_BY_DIALECT = {
+    "postgresql": sa.text(_WAITING.format(position="e.tx", below_horizon=f"e.tx < {_SEAL_HORIZON_PG}")),
+    "sqlite": sa.text(_WAITING.format(position="e.rowid", below_horizon="e.tx IS NULL")),
+}
 
 
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
     """Organizations that have events waiting to be chained."""
-    return list((await db.scalars(_WAITING)).all())
+    return list((await db.scalars(_WAITING_BY_DIALECT[db.dialect.name])).all())
 
 
-_head = sa.select(AuditChain.seq, AuditChain.hash).where(AuditChain.organization_id == sa.bindparam("org")).with_for_update()
+_head = (sa.select(AuditChain.seq, AuditChain.hash, AuditChain.position)
+         .where(AuditChain.organization_id == sa.bindparam("org")).with_for_update())
 
 
 async def _locked_head(db: AsyncConnection, organization_id: str) -> sa.Row:
@@ -69,58 +104,66 @@ async def _locked_head(db: AsyncConnection, organization_id: str) -> sa.Row:
     return head
 
 
+async def _horizon(db: AsyncConnection) -> int:
+    """The position below which every event is final, read after the head's lock is held."""
+    if db.dialect.name == "postgresql":
+        return await db.scalar(sa.text(f"SELECT {_SEAL_HORIZON_PG}"))
+    return await db.scalar(sa.text("SELECT coalesce(max(rowid), -1) + 1 FROM audit_event"))
+
+
 async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> int:
     """Chain up to ``batch`` of the organization's unsealed events after its head, under the head's row lock."""
     head = await _locked_head(db, organization_id)
+    horizon = await _horizon(db)
+    position = _position(db)
     query = (
-        sa.select(*_public)
-        .where(AuditEvent.organization_id == organization_id, AuditEvent.seq.is_(None))
-        .order_by(AuditEvent.at, AuditEvent.id)
+        sa.select(position, *_event)
+        .where(AuditEvent.organization_id == organization_id, _waiting(db, head.position, horizon))
+        .order_by(position, AuditEvent.id)
         .limit(batch)
     )
     # Plain rows zipped with the names: a mapping per row cost a fifth of the sealer's time.
     rows = (await db.execute(query)).all()
     seq, prev_hash, sealed = head.seq, head.hash, []
     for row in rows:
-        event = dict(zip(PUBLIC, row, strict=True))
+        event = dict(zip(EVENT, row[1:], strict=True))
         seq += 1
         event["seq"] = seq
         digest = chain.link(prev_hash, event)
         sealed.append((event["id"], seq, prev_hash, digest))
         prev_hash = digest
+    # A full batch may have left events of its last position behind (one transaction, many events).
+    resume = rows[-1][0] if len(rows) == batch else horizon
     if sealed:
-        await _write_seals(db, sealed)
-        await db.execute(
-            sa.update(AuditChain).where(AuditChain.organization_id == organization_id).values(seq=seq, hash=prev_hash)
-        )
+        await _write_seals(db, organization_id, sealed)
+    await db.execute(sa.update(AuditChain).where(AuditChain.organization_id == organization_id)
+                     .values(seq=seq, hash=prev_hash, position=resume))
     return len(sealed)
 
 
 _SEAL_ALL = sa.text("""
-UPDATE audit_event SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+INSERT INTO audit_seal (event_id, organization_id, seq, prev_hash, hash)
+SELECT v.event_id, :org, v.seq, v.prev_hash, v.hash
 FROM unnest(CAST(:ids AS varchar[]), CAST(:seqs AS integer[]), CAST(:prev_hashes AS varchar[]), CAST(:hashes AS varchar[]))
-    AS v(id, seq, prev_hash, hash)
-WHERE audit_event.id = v.id
+    AS v(event_id, seq, prev_hash, hash)
 """)
-_seal_one = (
-    sa.update(AuditEvent)
-    .where(AuditEvent.id == sa.bindparam("b_id"))
-    .values(seq=sa.bindparam("seq"), prev_hash=sa.bindparam("prev_hash"), hash=sa.bindparam("hash"))
-)
+_seal_one = sa.insert(AuditSeal)
 
 
-async def _write_seals(db: AsyncConnection, sealed: list[tuple[str, int, str, str]]) -> None:
-    """Fill seq, prev_hash and hash of the sealed events: on PostgreSQL in one statement (arrays), not one per event."""
+async def _write_seals(db: AsyncConnection, organization_id: str, sealed: list[tuple[str, int, str, str]]) -> None:
+    """Add the sealed events' places in the chain: on PostgreSQL in one statement (arrays), not one per event."""
     if db.dialect.name == "postgresql":
         ids, seqs, prev_hashes, hashes = (list(column) for column in zip(*sealed, strict=True))
-        await db.execute(_SEAL_ALL, {"ids": ids, "seqs": seqs, "prev_hashes": prev_hashes, "hashes": hashes})
+        await db.execute(_SEAL_ALL, {"org": organization_id, "ids": ids, "seqs": seqs, "prev_hashes": prev_hashes,
+                                     "hashes": hashes})
         return
-    await db.execute(_seal_one, [{"b_id": i, "seq": n, "prev_hash": p, "hash": h} for i, n, p, h in sealed])
+    await db.execute(_seal_one, [{"event_id": i, "organization_id": organization_id, "seq": n, "prev_hash": p, "hash": h}
+                                 for i, n, p, h in sealed])
 
 
 async def list_page(db: AsyncConnection, organization_id: str, page: Page, filters: dict[str, Any]) -> dict:
     """A page of the organization's events, oldest first, with the list filters."""
-    query = sa.select(*_public).where(AuditEvent.organization_id == organization_id)
+    query = sa.select(*_public).select_from(_sealed_or_not).where(AuditEvent.organization_id == organization_id)
     for name in ("actor_id", "patient_id", "action"):
         if filters.get(name) is not None:
             query = query.where(getattr(AuditEvent, name) == filters[name])
@@ -145,8 +188,9 @@ async def verify(db: AsyncConnection, organization_id: str | None = None) -> lis
     for head in (await db.execute(orgs_query.order_by(AuditChain.organization_id))).mappings().all():
         events_query = (
             sa.select(*_public)
-            .where(AuditEvent.organization_id == head["organization_id"], AuditEvent.seq.is_not(None))
-            .order_by(AuditEvent.seq)
+            .select_from(sa.join(AuditSeal, AuditEvent, AuditSeal.event_id == AuditEvent.id))
+            .where(AuditSeal.organization_id == head["organization_id"])
+            .order_by(AuditSeal.seq)
         )
         stream = await db.stream(events_query)
         events = (dict(r) async for r in stream.mappings())

@@ -1,5 +1,6 @@
 """Tamper evidence: sealed events form one hash chain per organization, `ipt audit verify` names the first
-break, and on PostgreSQL a trigger refuses any change to an event besides its one-time sealing."""
+break, sealing never skips an event that commits late, and on PostgreSQL triggers refuse any change to
+an event or its seal."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from app.audit import repository as audit_repository
+from app.audit.models import AuditEvent
 from app.background import housekeeping_loop, seal_audit_log
 from app.core.config import Settings
 from app.core.db import transaction
@@ -59,12 +61,13 @@ async def _org_with_events(app, client, count: int = EVENTS) -> str:
 
 async def _chain(app, org: str) -> list[dict]:
     async with app.state.engine.connect() as db:
-        query = sa.text("SELECT id, seq, hash, prev_hash FROM audit_event WHERE organization_id = :o ORDER BY seq")
+        query = sa.text("SELECT e.id, s.seq, s.hash, s.prev_hash FROM audit_event e "
+                        "LEFT JOIN audit_seal s ON s.event_id = e.id WHERE e.organization_id = :o ORDER BY s.seq, e.id")
         return [dict(r) for r in (await db.execute(query, {"o": org})).mappings().all()]
 
 
 async def _tamper(app, statements: list[tuple[str, dict]]) -> None:
-    """Change events behind the app's back; on PostgreSQL past the append-only trigger (superuser only)."""
+    """Change events or seals behind the app's back; on PostgreSQL past the append-only trigger (superuser only)."""
     async with transaction(app.state.engine, write=True) as db:
         if db.dialect.name == "postgresql":
             await db.execute(sa.text("SET LOCAL session_replication_role = replica"))
@@ -83,7 +86,7 @@ async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app,
 
     update = "UPDATE audit_event SET {} WHERE id = :id"
     delete = "DELETE FROM audit_event WHERE id = :id"
-    set_seq = "UPDATE audit_event SET seq = :seq WHERE id = :id"
+    set_seq = "UPDATE audit_seal SET seq = :seq WHERE event_id = :id"
     c = chains
     await _tamper(app, [(update.format("action = 'update'"), {"id": c["altered"][1]["id"]}),
                         (update.format("ip = '10.9.8.7'"), {"id": c["altered"][3]["id"]})])
@@ -178,9 +181,9 @@ async def test_cli_seal_chains_every_waiting_event_and_prints_how_many(app, clie
     assert json.loads(out) == {"sealed": 0}
 
 
-# The append-only trigger exists on PostgreSQL only (SQLite relies on the hash chain alone),
-# so these two run once, on a PostgreSQL database of their own.
-async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(pg_app, pg_client):
+# The append-only triggers exist on PostgreSQL only (SQLite relies on the hash chain alone),
+# so these run once, on a PostgreSQL database of their own.
+async def test_postgres_triggers_refuse_update_delete_and_truncate_of_events_and_seals(pg_app, pg_client):
     app, client = pg_app, pg_client
     org = await _org_with_events(app, client, 2)
     await seal_audit_log(app.state.engine)
@@ -188,8 +191,10 @@ async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(pg_
     sealed = before[0]["id"]
     for sql in ("UPDATE audit_event SET action = 'read', ip = '1.2.3.4' WHERE id = :id",
                 "DELETE FROM audit_event WHERE id = :id",
-                "UPDATE audit_event SET seq = NULL, hash = NULL, prev_hash = NULL WHERE id = :id",
-                "TRUNCATE audit_event"):
+                "TRUNCATE audit_event",
+                "UPDATE audit_seal SET seq = 7, hash = prev_hash WHERE event_id = :id",
+                "DELETE FROM audit_seal WHERE event_id = :id",
+                "TRUNCATE audit_seal"):
         async with app.state.engine.connect() as db:
             tx = await db.begin()
             try:  # rolled back whatever happens, so a broken trigger cannot cost the session its log
@@ -200,32 +205,70 @@ async def test_postgres_trigger_refuses_update_delete_and_truncate_of_events(pg_
     assert await _chain(app, org) == before
 
 
-async def test_postgres_trigger_lets_sealing_fill_an_unsealed_event_and_nothing_more(pg_app):
+def _event(org: str) -> dict:
+    return {"id": new_id(), "organization_id": org, "at": utcnow(), "actor_type": "user", "actor_id": None,
+            "action": "read", "resource_type": "patient", "resource_id": None, "patient_id": None,
+            "request_id": "r", "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {}}
+
+
+async def _events_as_stored(app, org: str) -> list[dict]:
+    async with app.state.engine.connect() as db:
+        query = sa.text("SELECT * FROM audit_event WHERE organization_id = :o ORDER BY id")
+        return [dict(r) for r in (await db.execute(query, {"o": org})).mappings().all()]
+
+
+async def test_postgres_sealing_adds_seals_and_changes_no_event(pg_app):
     app = pg_app
     org = str(uuid.uuid4())
-
-    def event() -> dict:
-        return {"id": new_id(), "organization_id": org, "at": utcnow(), "actor_type": "user", "actor_id": None,
-                "action": "read", "resource_type": "patient", "resource_id": None, "patient_id": None,
-                "request_id": "r", "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {}}
-
-    # One transaction, so no other sealer (a live server's background loop) sees the unsealed rows.
-    first, second = event(), event()
+    first, second = _event(org), _event(org)
     async with transaction(app.state.engine, write=True) as db:
         for row in (first, second):
             await audit_repository.insert(db, row)
-        changed = "UPDATE audit_event SET ip = '9.9.9.9', seq = 99, hash = :h, prev_hash = :h WHERE id = :id"
-        with pytest.raises(DBAPIError, match="append-only"):
-            async with db.begin_nested():
-                await db.execute(sa.text(changed), {"h": "f" * 64, "id": first["id"]})
-        with pytest.raises(DBAPIError, match="append-only"):
-            async with db.begin_nested():
-                await db.execute(sa.text("UPDATE audit_event SET ip = '9.9.9.9' WHERE id = :id"), {"id": first["id"]})
-        assert await audit_repository.seal(db, org) == 2
+    with pytest.raises(DBAPIError, match="append-only"):  # not even an event that is not sealed yet
+        async with transaction(app.state.engine, write=True) as db:
+            await db.execute(sa.text("UPDATE audit_event SET ip = '9.9.9.9' WHERE id = :id"), {"id": first["id"]})
+    stored = await _events_as_stored(app, org)
+    await seal_audit_log(app.state.engine)  # the app's own loop may have sealed them first: either way
+    assert await _events_as_stored(app, org) == stored
     chain = await _chain(app, org)
     assert [(e["id"], e["seq"]) for e in chain] == [(first["id"], 1), (second["id"], 2)]
     async with transaction(app.state.engine, write=False) as db:
         assert await audit_repository.verify(db, org) == []
+
+
+async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_never_skipped(pg_app):
+    """A transaction that began writing first but commits last holds back sealing of later events until it ends."""
+    app = pg_app
+    org = str(uuid.uuid4())
+    early, late = _event(org), _event(org)
+    async with app.state.engine.connect() as slow:
+        await slow.begin()
+        await slow.execute(sa.insert(AuditEvent).values(early))  # its transaction id is the older one
+        async with transaction(app.state.engine, write=True) as db:
+            await audit_repository.insert(db, late)
+        async with transaction(app.state.engine, write=True) as db:
+            assert await audit_repository.seal(db, org) == 0  # ``late`` waits: ``early`` may still commit
+        assert [e["seq"] for e in await _chain(app, org)] == [None]
+        await slow.commit()
+    await seal_audit_log(app.state.engine)
+    chain = await _chain(app, org)
+    assert [(e["id"], e["seq"]) for e in chain] == [(early["id"], 1), (late["id"], 2)]
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, org) == []
+
+
+async def test_postgres_an_event_rolled_back_leaves_no_gap(pg_app):
+    app = pg_app
+    org = str(uuid.uuid4())
+    lost, kept = _event(org), _event(org)
+    async with app.state.engine.connect() as slow:
+        await slow.begin()
+        await slow.execute(sa.insert(AuditEvent).values(lost))
+        async with transaction(app.state.engine, write=True) as db:
+            await audit_repository.insert(db, kept)
+        await slow.rollback()
+    await seal_audit_log(app.state.engine)
+    assert [(e["id"], e["seq"]) for e in await _chain(app, org)] == [(kept["id"], 1)]
 
 
 async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, client):

@@ -64,7 +64,8 @@ def _unsealed_written_since(url: str, since: float) -> tuple[int, int]:
     """(events written after ``since`` (epoch seconds), how many of them are still unsealed)."""
     with psycopg.connect(url, connect_timeout=3) as conn:
         row = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE seq IS NULL) FROM audit_event WHERE at >= to_timestamp(%s)",
+            "SELECT count(*), count(*) FILTER (WHERE s.event_id IS NULL) FROM audit_event e "
+            "LEFT JOIN audit_seal s ON s.event_id = e.id WHERE e.at >= to_timestamp(%s)",
             (since,),
         ).fetchone()
     return row[0], row[1]
