@@ -21,9 +21,7 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
     __table_args__ = (
         sa.Index("ix_audit_event_organization_id_id", "organization_id", "id"),  # the log's pages
-        # The sealer's order within an organization: by ``tx`` on PostgreSQL, by rowid on SQLite
-        # (where ``tx`` is null and the index's implicit last column is the rowid).
-        sa.Index("ix_audit_event_organization_id_tx", "organization_id", "tx"),
+        sa.Index("ix_audit_event_organization_id_tx_id", "organization_id", "tx", "id"),  # the sealer's order
     )
     id: str = id_field()
     organization_id: str = Field(max_length=36)  # "" for events with no organization
@@ -39,9 +37,11 @@ class AuditEvent(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=300)
     outcome: int
     details: dict = json_field(dict)
-    # PostgreSQL only: the id of the transaction that wrote the event, filled by the column's
-    # server default (pg_current_xact_id(), migration 0010), never by the app. The sealer takes
-    # events of transactions that have all ended, in that order, so none that commits late is skipped.
+    # Where the event stands in commit order, filled by the database, never by the app (migration
+    # 0010): on PostgreSQL the writing transaction's id (the column's default), on SQLite the rowid
+    # (a trigger; writers take turns there, so rowid order is commit order). The sealer takes events
+    # in (tx, id) order, on PostgreSQL only of transactions that have all ended, so none is skipped
+    # for committing late. Null for events sealed before 0010.
     tx: int | None = Field(default=None, sa_type=sa.BigInteger)
 
 
@@ -58,10 +58,10 @@ class AuditSeal(SQLModel, table=True):
 
 
 class AuditChain(SQLModel, table=True):
-    """The head of an organization's chain: the last sealed sequence number and hash, and where sealing resumes.
+    """The head of an organization's chain: the last sealed sequence number, hash, and (tx, id) of the event.
 
-    ``position`` is where the next pass starts, in the sealer's order (``tx`` on PostgreSQL, rowid
-    on SQLite): every event before it is sealed; those at or after it may not be (-1: none sealed).
+    Sealing resumes after (``position``, ``event_id``) in the sealer's (tx, id) order: every event
+    up to it is sealed ((-1, ""): none yet).
     """
 
     __tablename__ = "audit_chain"
@@ -69,6 +69,7 @@ class AuditChain(SQLModel, table=True):
     seq: int = Field(default=0)
     hash: str = Field(max_length=64)
     position: int = Field(default=-1, sa_type=sa.BigInteger)
+    event_id: str = Field(default="", max_length=36)
 
 
 class IdempotencyRecord(SQLModel, table=True):

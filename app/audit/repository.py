@@ -41,29 +41,20 @@ async def patient_of_course(db: AsyncConnection, organization_id: str, course_id
     return await db.scalar(query)
 
 
-# Where the sealer is: an event's position in the sealing order, and the horizon below which no
-# event can still appear. On PostgreSQL the position is the writing transaction's id, and every
-# transaction below the oldest one still running has ended (its events are all visible, or never
-# will be): sealing in commit-safe order needs no lock on writers. On SQLite writers take turns
-# (the sealer holds the write lock), so rowid order is commit order and every row is final.
-_SEAL_HORIZON_PG = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Sealing follows (tx, id): commit order (see AuditEvent.tx). On PostgreSQL only events below the
+# horizon are taken: every transaction below the oldest one still running has ended, so its events
+# are all visible (or never will be). On SQLite the sealer holds the write lock, so every row is final.
+_HORIZON_PG = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_NO_HORIZON = "9223372036854775807"
 
 
-def _position(db: AsyncConnection) -> sa.ColumnElement[int]:
-    """The column that orders an organization's events for sealing on this database."""
-    return AuditEvent.tx if db.dialect.name == "postgresql" else sa.literal_column("audit_event.rowid")
-
-
-def _waiting(db: AsyncConnection, since: Any, horizon: Any) -> sa.ColumnElement[bool]:
-    """Events at positions from ``since`` up to (not including) ``horizon``, with no seal yet."""
-    position = _position(db)
-    waiting = sa.and_(position >= since, position < horizon, ~sa.exists().where(AuditSeal.event_id == AuditEvent.id))
-    # On SQLite, tx IS NULL lets the (organization_id, tx) index range over its implicit rowids.
-    return waiting if db.dialect.name == "postgresql" else sa.and_(AuditEvent.tx.is_(None), waiting)
+def _horizon(db: AsyncConnection) -> sa.ColumnElement[int]:
+    """The position below which every event is final, as of the statement that reads it."""
+    return sa.literal_column(_HORIZON_PG if db.dialect.name == "postgresql" else _NO_HORIZON)
 
 
 # A skip scan of the organizations that have events (one index probe each, never a pass over the
-# events), each kept if an event at or after its chain's position is waiting (the same test as _waiting).
+# events), each kept if an event after its chain head's (tx, id) and below the horizon is waiting.
 _WAITING = """
 WITH RECURSIVE orgs(organization_id) AS (
     SELECT min(organization_id) FROM audit_event
@@ -71,16 +62,13 @@ WITH RECURSIVE orgs(organization_id) AS (
     SELECT (SELECT min(e.organization_id) FROM audit_event e WHERE e.organization_id > o.organization_id)
     FROM orgs o WHERE o.organization_id IS NOT NULL
 )
-SELECT o.organization_id FROM orgs o WHERE o.organization_id IS NOT NULL AND EXISTS (
-    SELECT 1 FROM audit_event e
-    WHERE e.organization_id = o.organization_id AND {position} >= coalesce(
-        (SELECT c.position FROM audit_chain c WHERE c.organization_id = o.organization_id), -1)
-    AND {below_horizon} AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_id = e.id))
+SELECT o.organization_id FROM orgs o LEFT JOIN audit_chain c ON c.organization_id = o.organization_id
+WHERE o.organization_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM audit_event e WHERE e.organization_id = o.organization_id
+    AND (e.tx, e.id) > (coalesce(c.position, -1), coalesce(c.event_id, '')) AND e.tx < {horizon})
 """
-_WAITING_BY_DIALECT = {
-    "postgresql": sa.text(_WAITING.format(position="e.tx", below_horizon=f"e.tx < {_SEAL_HORIZON_PG}")),
-    "sqlite": sa.text(_WAITING.format(position="e.rowid", below_horizon="e.tx IS NULL")),
-}
+_WAITING_BY_DIALECT = {"postgresql": sa.text(_WAITING.format(horizon=_HORIZON_PG)),
+                       "sqlite": sa.text(_WAITING.format(horizon=_NO_HORIZON))}
 
 
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
@@ -88,7 +76,7 @@ async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
     return list((await db.scalars(_WAITING_BY_DIALECT[db.dialect.name])).all())
 
 
-_head = (sa.select(AuditChain.seq, AuditChain.hash, AuditChain.position)
+_head = (sa.select(AuditChain.seq, AuditChain.hash, AuditChain.position, AuditChain.event_id)
          .where(AuditChain.organization_id == sa.bindparam("org")).with_for_update())
 
 
@@ -97,33 +85,29 @@ async def _locked_head(db: AsyncConnection, organization_id: str) -> sa.Row:
     head = (await db.execute(_head, {"org": organization_id})).first()
     if head is None:
         await insert_ignoring_conflicts(
-            db, AuditChain.__table__, {"organization_id": organization_id, "seq": 0, "hash": chain.GENESIS},
+            db, AuditChain.__table__, {"organization_id": organization_id, "seq": 0, "hash": chain.GENESIS,
+                                       "position": -1, "event_id": ""},
             [AuditChain.organization_id],
         )
         head = (await db.execute(_head, {"org": organization_id})).one()
     return head
 
 
-async def _horizon(db: AsyncConnection) -> int:
-    """The position below which every event is final, read after the head's lock is held."""
-    if db.dialect.name == "postgresql":
-        return await db.scalar(sa.text(f"SELECT {_SEAL_HORIZON_PG}"))
-    return await db.scalar(sa.text("SELECT coalesce(max(rowid), -1) + 1 FROM audit_event"))
-
-
 async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> int:
     """Chain up to ``batch`` of the organization's unsealed events after its head, under the head's row lock."""
     head = await _locked_head(db, organization_id)
-    horizon = await _horizon(db)
-    position = _position(db)
     query = (
-        sa.select(position, *_event)
-        .where(AuditEvent.organization_id == organization_id, _waiting(db, head.position, horizon))
-        .order_by(position, AuditEvent.id)
+        sa.select(AuditEvent.tx, *_event)
+        .where(AuditEvent.organization_id == organization_id,
+               sa.tuple_(AuditEvent.tx, AuditEvent.id) > sa.tuple_(head.position, head.event_id),
+               AuditEvent.tx < _horizon(db))
+        .order_by(AuditEvent.tx, AuditEvent.id)
         .limit(batch)
     )
     # Plain rows zipped with the names: a mapping per row cost a fifth of the sealer's time.
     rows = (await db.execute(query)).all()
+    if not rows:
+        return 0
     seq, prev_hash, sealed = head.seq, head.hash, []
     for row in rows:
         event = dict(zip(EVENT, row[1:], strict=True))
@@ -132,12 +116,9 @@ async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> 
         digest = chain.link(prev_hash, event)
         sealed.append((event["id"], seq, prev_hash, digest))
         prev_hash = digest
-    # A full batch may have left events of its last position behind (one transaction, many events).
-    resume = rows[-1][0] if len(rows) == batch else horizon
-    if sealed:
-        await _write_seals(db, organization_id, sealed)
+    await _write_seals(db, organization_id, sealed)
     await db.execute(sa.update(AuditChain).where(AuditChain.organization_id == organization_id)
-                     .values(seq=seq, hash=prev_hash, position=resume))
+                     .values(seq=seq, hash=prev_hash, position=rows[-1][0], event_id=sealed[-1][0]))
     return len(sealed)
 
 

@@ -9,14 +9,16 @@ and, as seq is indexed, added an entry to each of its five indexes (1,000 events
 database's time and 1.7 MB of WAL, measured). Each event's place in the chain is now a narrow
 `audit_seal` row (1,000: 9 ms and 0.5 MB), and an event is never changed after it is written.
 
-The sealer finds what is waiting by position: on PostgreSQL `audit_event.tx`, the writing
-transaction's id (filled by the column's default), and it seals only events of transactions that
-have all ended; on SQLite the rowid (writers take turns there, so rowid order is commit order).
-`audit_chain.position` is where each organization's next pass starts.
+The sealer takes events in (tx, id) order, after its chain head's (`audit_chain.position`,
+`event_id`). `audit_event.tx` is filled by the database: on PostgreSQL the writing transaction's
+id (the column's default; the sealer takes only events of transactions that have all ended), on
+SQLite the rowid (a trigger; writers take turns there, so rowid order is commit order). A later
+revision that rebuilds audit_event on SQLite (batch mode) must create the trigger again.
 
-Existing data: seals move to `audit_seal`. On PostgreSQL the events still waiting get tx 0 (the
-sealed ones keep a null tx and are never read again); on SQLite each chain resumes at its first
-unsealed rowid. PostgreSQL's triggers now refuse any UPDATE, DELETE or TRUNCATE of events and seals.
+Existing data: seals move to `audit_seal`; the sealed events keep a null tx (never read by the
+sealer again), those still waiting get tx 0 on PostgreSQL and their rowid on SQLite, so they are
+chained after the sealed ones. PostgreSQL's triggers now refuse any UPDATE, DELETE or TRUNCATE of
+events and seals.
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event;
 DROP FUNCTION IF EXISTS audit_event_append_only();
 """
 
-# SQLite: each chain resumes at its organization's first unsealed event, or after every event.
-_SQLITE_RESUME = """
-UPDATE audit_chain SET position = coalesce(
-    (SELECT min(e.rowid) FROM audit_event e WHERE e.organization_id = audit_chain.organization_id
-     AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_id = e.id)),
-    (SELECT coalesce(max(rowid), -1) + 1 FROM audit_event))
+SQLITE_TX = """
+CREATE TRIGGER audit_event_tx AFTER INSERT ON audit_event WHEN NEW.tx IS NULL
+BEGIN
+  UPDATE audit_event SET tx = NEW.rowid WHERE rowid = NEW.rowid;
+END
 """
+_WAITING_GET_TX = "UPDATE audit_event SET tx = {} WHERE NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.event_id = audit_event.id)"
 
 
 def upgrade() -> None:
@@ -108,30 +110,28 @@ def upgrade() -> None:
                "SELECT id, organization_id, seq, prev_hash, hash FROM audit_event WHERE seq IS NOT NULL")
     with op.batch_alter_table('audit_chain', schema=None) as batch_op:
         batch_op.add_column(sa.Column('position', sa.BigInteger(), nullable=False, server_default='-1'))
+        batch_op.add_column(sa.Column('event_id', sa.String(length=36), nullable=False, server_default=''))
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tx', sa.BigInteger(), nullable=True))
     if postgres:
         op.execute(_TX_DEFAULT)  # new rows only: no rewrite of the table
-        op.execute("UPDATE audit_event SET tx = 0 WHERE seq IS NULL")
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_event_unsealed')
         batch_op.drop_constraint('uq_audit_event_organization_id_seq', type_='unique')
         batch_op.drop_column('seq')
         batch_op.drop_column('prev_hash')
         batch_op.drop_column('hash')
-        batch_op.create_index('ix_audit_event_organization_id_tx', ['organization_id', 'tx'], unique=False)
-    if postgres:
-        op.execute(APPEND_ONLY)
-    else:
-        op.execute(_SQLITE_RESUME)  # after the table was rebuilt above, which renumbers rowids
+        batch_op.create_index('ix_audit_event_organization_id_tx_id', ['organization_id', 'tx', 'id'], unique=False)
+    # After the rebuild above, which renumbers SQLite's rowids.
+    op.execute(_WAITING_GET_TX.format("0" if postgres else "rowid"))
+    op.execute(APPEND_ONLY if postgres else SQLITE_TX)
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    if postgres:
-        op.execute(DROP_APPEND_ONLY)
+    op.execute(DROP_APPEND_ONLY if postgres else "DROP TRIGGER IF EXISTS audit_event_tx")
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
-        batch_op.drop_index('ix_audit_event_organization_id_tx')
+        batch_op.drop_index('ix_audit_event_organization_id_tx_id')
         batch_op.drop_column('tx')
         batch_op.add_column(sa.Column('seq', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('prev_hash', sa.String(length=64), nullable=True))
@@ -144,6 +144,7 @@ def downgrade() -> None:
         batch_op.create_index('ix_audit_event_unsealed', ['organization_id', 'at', 'id'], unique=False,
                               postgresql_where=_UNSEALED, sqlite_where=_UNSEALED)
     with op.batch_alter_table('audit_chain', schema=None) as batch_op:
+        batch_op.drop_column('event_id')
         batch_op.drop_column('position')
     op.drop_table('audit_seal')
     if postgres:

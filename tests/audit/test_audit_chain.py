@@ -59,6 +59,12 @@ async def _org_with_events(app, client, count: int = EVENTS) -> str:
     return world.org_id
 
 
+def _event(org: str) -> dict:
+    return {"id": new_id(), "organization_id": org, "at": utcnow(), "actor_type": "user", "actor_id": None,
+            "action": "read", "resource_type": "patient", "resource_id": None, "patient_id": None,
+            "request_id": "r", "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {}}
+
+
 async def _chain(app, org: str) -> list[dict]:
     async with app.state.engine.connect() as db:
         query = sa.text("SELECT e.id, s.seq, s.hash, s.prev_hash FROM audit_event e "
@@ -181,6 +187,25 @@ async def test_cli_seal_chains_every_waiting_event_and_prints_how_many(app, clie
     assert json.loads(out) == {"sealed": 0}
 
 
+async def test_one_transaction_with_more_events_than_a_batch_is_chained_across_batches_in_id_order(app):
+    """Events of one transaction share a position: the chain head's event id says where the last batch stopped."""
+    org = str(uuid.uuid4())
+    events = [_event(org) for _ in range(7)]
+    async with transaction(app.state.engine, write=True) as db:
+        for row in events:
+            await audit_repository.insert(db, row)
+    async with app.state.engine.connect() as db:
+        positions = (await db.execute(sa.text("SELECT DISTINCT tx FROM audit_event WHERE organization_id = :o"),
+                                      {"o": org})).scalars().all()
+    assert len(positions) == (1 if app.state.engine.dialect.name == "postgresql" else 7) and None not in positions
+    await seal_audit_log(app.state.engine, batch=3)
+    chain = await _chain(app, org)
+    assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, org) == []
+        assert org not in await audit_repository.organizations_with_unsealed(db)
+
+
 # The append-only triggers exist on PostgreSQL only (SQLite relies on the hash chain alone),
 # so these run once, on a PostgreSQL database of their own.
 async def test_postgres_triggers_refuse_update_delete_and_truncate_of_events_and_seals(pg_app, pg_client):
@@ -203,12 +228,6 @@ async def test_postgres_triggers_refuse_update_delete_and_truncate_of_events_and
             finally:
                 await tx.rollback()
     assert await _chain(app, org) == before
-
-
-def _event(org: str) -> dict:
-    return {"id": new_id(), "organization_id": org, "at": utcnow(), "actor_type": "user", "actor_id": None,
-            "action": "read", "resource_type": "patient", "resource_id": None, "patient_id": None,
-            "request_id": "r", "ip": "127.0.0.1", "user_agent": "t", "outcome": 200, "details": {}}
 
 
 async def _events_as_stored(app, org: str) -> list[dict]:
