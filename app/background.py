@@ -13,6 +13,7 @@ from app.core.db import transaction
 
 log = logging.getLogger("ipt.background")
 SEAL_BATCH = 2000  # events chained per transaction: the head's row lock is held this long
+_reported_ahead: set[str] = set()  # chains that cannot be sealed, logged once per process each
 
 
 async def seal_audit_log(engine: AsyncEngine, batch: int = SEAL_BATCH) -> int:
@@ -27,8 +28,14 @@ async def seal_audit_log(engine: AsyncEngine, batch: int = SEAL_BATCH) -> int:
     while waiting:
         full = []
         for organization_id in waiting:
-            async with transaction(engine, write=True) as db:
-                count = await audit.seal(db, organization_id, batch)
+            try:
+                async with transaction(engine, write=True) as db:
+                    count = await audit.seal(db, organization_id, batch)
+            except audit.ChainAheadOfDatabase as exc:  # the other organizations' chains go on
+                if organization_id not in _reported_ahead:
+                    _reported_ahead.add(organization_id)
+                    log.error("%s", exc)
+                continue
             sealed += count
             if count == batch:
                 full.append(organization_id)

@@ -44,17 +44,33 @@ async def patient_of_course(db: AsyncConnection, organization_id: str, course_id
 # Sealing follows (tx, id): commit order (see AuditEvent.tx). On PostgreSQL only events below the
 # horizon are taken: every transaction below the oldest one still running has ended, so its events
 # are all visible (or never will be). On SQLite the sealer holds the write lock, so every row is final.
-_HORIZON_PG = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-_NO_HORIZON = "9223372036854775807"
+_HORIZON_SQL = {"postgresql": "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                "sqlite": "(SELECT coalesce(max(rowid), -1) + 1 FROM audit_event)"}
+_HORIZON = {dialect: sa.text(f"SELECT {sql}") for dialect, sql in _HORIZON_SQL.items()}
 
 
-def _horizon(db: AsyncConnection) -> sa.ColumnElement[int]:
-    """The position below which every event is final, as of the statement that reads it."""
-    return sa.literal_column(_HORIZON_PG if db.dialect.name == "postgresql" else _NO_HORIZON)
+AHEAD = ("is ahead of this database's transaction ids, so new events cannot be sealed: restored by pg_dump "
+         "into a new cluster? See the README (Audit).")
+
+
+class ChainAheadOfDatabase(Exception):
+    """A chain head stands past every transaction this database has run: it was restored into a new cluster."""
+
+    def __init__(self, organization_id: str) -> None:
+        super().__init__(f"the audit chain of organization {organization_id or '(none)'} {AHEAD}")
+
+
+async def _horizon(db: AsyncConnection, head: sa.Row) -> int:
+    """The position below which every event is final; refuses a head at or past it (always behind it otherwise)."""
+    horizon = await db.scalar(_HORIZON[db.dialect.name])
+    if head.position >= horizon:
+        raise ChainAheadOfDatabase(head.organization_id)
+    return horizon
 
 
 # A skip scan of the organizations that have events (one index probe each, never a pass over the
-# events), each kept if an event after its chain head's (tx, id) and below the horizon is waiting.
+# events), each kept if an event after its chain head's (tx, id) and below the horizon is waiting,
+# or if its head is past the horizon (for seal() to say so).
 _WAITING = """
 WITH RECURSIVE orgs(organization_id) AS (
     SELECT min(organization_id) FROM audit_event
@@ -63,12 +79,11 @@ WITH RECURSIVE orgs(organization_id) AS (
     FROM orgs o WHERE o.organization_id IS NOT NULL
 )
 SELECT o.organization_id FROM orgs o LEFT JOIN audit_chain c ON c.organization_id = o.organization_id
-WHERE o.organization_id IS NOT NULL AND EXISTS (
+WHERE o.organization_id IS NOT NULL AND (c.position >= {horizon} OR EXISTS (
     SELECT 1 FROM audit_event e WHERE e.organization_id = o.organization_id
-    AND (e.tx, e.id) > (coalesce(c.position, -1), coalesce(c.event_id, '')) AND e.tx < {horizon})
+    AND (e.tx, e.id) > (coalesce(c.position, -1), coalesce(c.event_id, '')) AND e.tx < {horizon}))
 """
-_WAITING_BY_DIALECT = {"postgresql": sa.text(_WAITING.format(horizon=_HORIZON_PG)),
-                       "sqlite": sa.text(_WAITING.format(horizon=_NO_HORIZON))}
+_WAITING_BY_DIALECT = {dialect: sa.text(_WAITING.format(horizon=sql)) for dialect, sql in _HORIZON_SQL.items()}
 
 
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
@@ -76,7 +91,7 @@ async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:
     return list((await db.scalars(_WAITING_BY_DIALECT[db.dialect.name])).all())
 
 
-_head = (sa.select(AuditChain.seq, AuditChain.hash, AuditChain.position, AuditChain.event_id)
+_head = (sa.select(AuditChain.organization_id, AuditChain.seq, AuditChain.hash, AuditChain.position, AuditChain.event_id)
          .where(AuditChain.organization_id == sa.bindparam("org")).with_for_update())
 
 
@@ -96,11 +111,12 @@ async def _locked_head(db: AsyncConnection, organization_id: str) -> sa.Row:
 async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> int:
     """Chain up to ``batch`` of the organization's unsealed events after its head, under the head's row lock."""
     head = await _locked_head(db, organization_id)
+    horizon = await _horizon(db, head)
     query = (
         sa.select(AuditEvent.tx, *_event)
         .where(AuditEvent.organization_id == organization_id,
                sa.tuple_(AuditEvent.tx, AuditEvent.id) > sa.tuple_(head.position, head.event_id),
-               AuditEvent.tx < _horizon(db))
+               AuditEvent.tx < horizon)
         .order_by(AuditEvent.tx, AuditEvent.id)
         .limit(batch)
     )
@@ -162,10 +178,10 @@ def _as_stored(db: AsyncConnection, moment: datetime) -> datetime:
 
 async def verify(db: AsyncConnection, organization_id: str | None = None) -> list[tuple[str, str]]:
     """Every chain's first break as (organization id, description); empty when all are intact."""
-    orgs_query = sa.select(AuditChain.organization_id, AuditChain.seq, AuditChain.hash)
+    orgs_query = sa.select(AuditChain.organization_id, AuditChain.seq, AuditChain.hash, AuditChain.position)
     if organization_id is not None:
         orgs_query = orgs_query.where(AuditChain.organization_id == organization_id)
-    problems = []
+    problems, horizon = [], await db.scalar(_HORIZON[db.dialect.name])
     for head in (await db.execute(orgs_query.order_by(AuditChain.organization_id))).mappings().all():
         events_query = (
             sa.select(*_public)
@@ -176,6 +192,8 @@ async def verify(db: AsyncConnection, organization_id: str | None = None) -> lis
         stream = await db.stream(events_query)
         events = (dict(r) async for r in stream.mappings())
         problem = chain.first_break([e async for e in events], dict(head))
+        if problem is None and head["position"] >= horizon:
+            problem = f"stalled: the chain head {AHEAD}"
         if problem:
             problems.append((head["organization_id"] or "(no organization)", problem))
     return problems

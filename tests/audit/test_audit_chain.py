@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -304,3 +305,34 @@ async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, c
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_chain_head_ahead_of_the_database_stalls_loudly_and_only_its_own_chain(app, client):
+    """A database restored by pg_dump into a new cluster restarts transaction ids: new events would wait forever."""
+    stalled, going = await _org_with_events(app, client, 2), await _org_with_events(app, client, 2)
+    await seal_audit_log(app.state.engine)
+    async with transaction(app.state.engine, write=True) as db:  # as a restore leaves it: ahead of every id here
+        await db.execute(sa.text("UPDATE audit_chain SET position = :p WHERE organization_id = :o"),
+                         {"p": 2**62, "o": stalled})
+    for org in (stalled, going):
+        async with transaction(app.state.engine, write=True) as db:
+            await audit_repository.insert(db, _event(org))
+    logger, said = logging.getLogger("ipt.background"), []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = said.append  # on the logger itself: the CLI's logging set-up, if a test ran it, stops propagation
+    logger.addHandler(handler)
+    try:
+        assert await seal_audit_log(app.state.engine) == 1  # the other organization's event
+        assert await seal_audit_log(app.state.engine) == 0  # and said once, not every pass
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in said if stalled in r.getMessage()] == [
+        f"the audit chain of organization {stalled} {audit_repository.AHEAD}"]
+    assert [e["seq"] for e in await _chain(app, going)] == [1, 2, 3]
+    assert sorted(e["seq"] or 0 for e in await _chain(app, stalled)) == [0, 1, 2]  # 0: not sealed
+    with pytest.raises(audit_repository.ChainAheadOfDatabase):
+        async with transaction(app.state.engine, write=True) as db:
+            await audit_repository.seal(db, stalled)
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, stalled) == [(stalled, f"stalled: the chain head {audit_repository.AHEAD}")]
+        assert await audit_repository.verify(db, going) == []
