@@ -176,6 +176,19 @@ def _as_stored(db: AsyncConnection, moment: datetime) -> datetime:
     return moment.replace(tzinfo=None) if db.dialect.name == "sqlite" else moment.replace(tzinfo=moment.tzinfo or UTC)
 
 
+# Events the sealer can never reach: no position (written past the column's default or the
+# SQLite trigger), and no seal. Events sealed before migration 0010 have no position either.
+_UNPLACED = (sa.select(sa.func.count(), sa.func.min(AuditEvent.id))
+             .where(AuditEvent.organization_id == sa.bindparam("org"), AuditEvent.tx.is_(None),
+                    ~sa.exists().where(AuditSeal.event_id == AuditEvent.id)))
+
+
+async def _unplaced(db: AsyncConnection, organization_id: str) -> str | None:
+    """Describe the organization's events that no sealing pass will ever chain, or None."""
+    count, first = (await db.execute(_UNPLACED, {"org": organization_id})).one()
+    return f"unsealable: {count} event(s) without a position, first {first}" if count else None
+
+
 async def verify(db: AsyncConnection, organization_id: str | None = None) -> list[tuple[str, str]]:
     """Every chain's first break as (organization id, description); empty when all are intact."""
     orgs_query = sa.select(AuditChain.organization_id, AuditChain.seq, AuditChain.hash, AuditChain.position)
@@ -194,6 +207,8 @@ async def verify(db: AsyncConnection, organization_id: str | None = None) -> lis
         problem = chain.first_break([e async for e in events], dict(head))
         if problem is None and head["position"] >= horizon:
             problem = f"stalled: the chain head {AHEAD}"
+        if problem is None:
+            problem = await _unplaced(db, head["organization_id"])
         if problem:
             problems.append((head["organization_id"] or "(no organization)", problem))
     return problems
