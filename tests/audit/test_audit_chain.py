@@ -362,3 +362,17 @@ async def test_verify_names_an_event_written_without_a_position_which_no_pass_co
     await seal_audit_log(app.state.engine)
     async with transaction(app.state.engine, write=False) as db:
         assert await audit_repository.verify(db, org) == [(org, f"unsealable: 1 event(s) without a position, first {stray['id']}")]
+
+
+async def test_sealers_running_at_once_chain_every_event_once(app):
+    """Several processes may each run a sealer: the chain head's lock keeps one chain, with no event twice."""
+    org = str(uuid.uuid4())
+    events = [_event(org) for _ in range(12)]
+    async with transaction(app.state.engine, write=True) as db:
+        for row in events:
+            await audit_repository.insert(db, row)
+    await asyncio.gather(*(seal_audit_log(app.state.engine, batch=2) for _ in range(4)))
+    chain = await _chain(app, org)
+    assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, org) == []
