@@ -43,6 +43,13 @@ async def seal_audit_log(engine: AsyncEngine, batch: int = SEAL_BATCH) -> int:
     return sealed
 
 
+async def seal_everything_committed(engine: AsyncEngine, batch: int = SEAL_BATCH, wait_seconds: float = 10.0) -> int:
+    """Seal every event committed before the call, once older writing transactions have ended (waiting up to ``wait_seconds``)."""
+    if not await audit.wait_for_older_writers(engine, wait_seconds):
+        log.warning("a writing transaction older than %.0f s is still open: events after it wait for it", wait_seconds)
+    return await seal_audit_log(engine, batch)
+
+
 PURGE_EVERY_SECONDS = 300
 
 

@@ -238,11 +238,11 @@ async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
 
 
 async def _seal() -> int:
-    """Seal the audit log once, as the worker does every second (e.g. before `ipt audit verify`)."""
-    from app.background import seal_audit_log
+    """Seal everything committed so far, as the worker does every second (e.g. before `ipt audit verify`)."""
+    from app.background import seal_everything_committed
 
     async with _engine() as engine:
-        return await seal_audit_log(engine)
+        return await seal_everything_committed(engine)
 
 
 async def _worker() -> None:

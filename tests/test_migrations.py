@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app.audit import chain
 from app.audit import repository as audit_repository
-from app.background import seal_audit_log
+from app.background import seal_everything_committed
 from app.core.config import Settings, _with_driver
 from app.core.db import make_engine, metadata, transaction
 from tests.conftest import require_postgres
@@ -177,7 +177,7 @@ async def _seal_and_verify(url: str) -> tuple[int, list, list]:
     """Seal with the app's sealer, then (sealed count, verify's problems, (event id, seq) in chain order)."""
     engine = make_engine(Settings(database_url=url, env="test"))
     try:
-        sealed = await seal_audit_log(engine)
+        sealed = await seal_everything_committed(engine)
         async with transaction(engine, write=False) as db:
             problems = await audit_repository.verify(db)
             chain = (await db.execute(sa.text("SELECT event_id, seq FROM audit_seal ORDER BY seq"))).all()

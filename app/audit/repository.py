@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import chain
 from app.audit.models import AuditChain, AuditEvent, AuditSeal
-from app.core.db import insert_ignoring_conflicts
+from app.core.db import insert_ignoring_conflicts, transaction
 from app.core.fastsql import Statement
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page
@@ -84,6 +85,29 @@ WHERE o.organization_id IS NOT NULL AND (c.position >= {horizon} OR EXISTS (
     AND (e.tx, e.id) > (coalesce(c.position, -1), coalesce(c.event_id, '')) AND e.tx < {horizon}))
 """
 _WAITING_BY_DIALECT = {dialect: sa.text(_WAITING.format(horizon=sql)) for dialect, sql in _HORIZON_SQL.items()}
+
+
+# A transaction id of its own, committed at once: larger than that of every transaction begun before.
+_MARK = sa.text("SELECT pg_current_xact_id()::text::bigint")
+
+
+async def wait_for_older_writers(engine: AsyncEngine, seconds: float) -> bool:
+    """Wait until every transaction begun before now has ended, so all committed events can be sealed; False on timeout.
+
+    PostgreSQL's horizon is the cluster's oldest running transaction (any database's). SQLite: at once.
+    """
+    if engine.dialect.name != "postgresql":
+        return True
+    async with transaction(engine, write=True) as db:
+        mark = await db.scalar(_MARK)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with transaction(engine, write=False) as db:  # plain reads: a fresh snapshot each
+        while await db.scalar(_HORIZON["postgresql"]) <= mark:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+    return True
 
 
 async def organizations_with_unsealed(db: AsyncConnection) -> list[str]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.audit import repository as audit_repository
 from app.audit.models import AuditEvent
-from app.background import housekeeping_loop, seal_audit_log
+from app.background import housekeeping_loop, seal_everything_committed
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.ids import new_id, utcnow
@@ -96,7 +96,7 @@ async def _tamper(app, statements: list[tuple[str, dict]]) -> None:
 async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app, client, database_url):
     names = ("intact", "altered", "deleted_middle", "deleted_last", "swapped")
     orgs = {name: await _org_with_events(app, client) for name in names}
-    assert await seal_audit_log(app.state.engine) >= 0
+    assert await seal_everything_committed(app.state.engine) >= 0
     chains = {name: await _chain(app, org) for name, org in orgs.items()}
     for name, chain in chains.items():
         assert [e["seq"] for e in chain] == list(range(1, EVENTS + 1)), name
@@ -140,7 +140,7 @@ async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app,
                                            ("patient_id", "p"), ("outcome", 200), ("at", datetime(2020, 1, 1, tzinfo=UTC))])
 async def test_a_change_to_any_hashed_column_breaks_the_chain(app, client, column, value):
     org = await _org_with_events(app, client, 3)
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     target = (await _chain(app, org))[1]
     if column == "outcome":
         value = 500
@@ -162,7 +162,7 @@ async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, cl
             for world in orgs:
                 async with transaction(app.state.engine, write=True) as db:
                     assert await audit_repository.seal(db, world.org_id, batch=1) in (0, 1)
-        await seal_audit_log(app.state.engine)
+        await seal_everything_committed(app.state.engine)
     for world in orgs:
         chain = await _chain(app, world.org_id)
         assert [e["seq"] for e in chain] == list(range(1, 7))
@@ -177,7 +177,7 @@ async def test_interleaved_organizations_sealed_in_batches_verify_intact(app, cl
 
 async def test_one_sealing_pass_drains_backlogs_larger_than_a_batch_in_every_organization(app, client):
     orgs = [await _org_with_events(app, client, count) for count in (7, 2)]
-    await seal_audit_log(app.state.engine, batch=3)  # 7 events: three batches in one pass, the last one short
+    await seal_everything_committed(app.state.engine, batch=3)  # 7 events: three batches in one pass, the last one short
     for org, count in zip(orgs, (7, 2), strict=True):
         chain = await _chain(app, org)
         assert [e["seq"] for e in chain] == list(range(1, count + 1))
@@ -210,7 +210,7 @@ async def test_one_transaction_with_more_events_than_a_batch_is_chained_across_b
         positions = (await db.execute(sa.text("SELECT DISTINCT tx FROM audit_event WHERE organization_id = :o"),
                                       {"o": org})).scalars().all()
     assert len(positions) == (1 if app.state.engine.dialect.name == "postgresql" else 7) and None not in positions
-    await seal_audit_log(app.state.engine, batch=3)
+    await seal_everything_committed(app.state.engine, batch=3)
     chain = await _chain(app, org)
     assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
     async with transaction(app.state.engine, write=False) as db:
@@ -223,7 +223,7 @@ async def test_one_transaction_with_more_events_than_a_batch_is_chained_across_b
 async def test_postgres_triggers_refuse_update_delete_and_truncate_of_events_and_seals(pg_app, pg_client):
     app, client = pg_app, pg_client
     org = await _org_with_events(app, client, 2)
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     before = await _chain(app, org)
     sealed = before[0]["id"]
     for sql in ("UPDATE audit_event SET action = 'read', ip = '1.2.3.4' WHERE id = :id",
@@ -259,7 +259,7 @@ async def test_postgres_sealing_adds_seals_and_changes_no_event(pg_app):
         async with transaction(app.state.engine, write=True) as db:
             await db.execute(sa.text("UPDATE audit_event SET ip = '9.9.9.9' WHERE id = :id"), {"id": first["id"]})
     stored = await _events_as_stored(app, org)
-    await seal_audit_log(app.state.engine)  # the app's own loop may have sealed them first: either way
+    await seal_everything_committed(app.state.engine)  # the app's own loop may have sealed them first: either way
     assert await _events_as_stored(app, org) == stored
     chain = await _chain(app, org)
     assert [(e["id"], e["seq"]) for e in chain] == [(first["id"], 1), (second["id"], 2)]
@@ -281,7 +281,7 @@ async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_n
             assert await audit_repository.seal(db, org) == 0  # ``late`` waits: ``early`` may still commit
         assert [e["seq"] for e in await _chain(app, org)] == [None]
         await slow.commit()
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     chain = await _chain(app, org)
     assert [(e["id"], e["seq"]) for e in chain] == [(early["id"], 1), (late["id"], 2)]
     async with transaction(app.state.engine, write=False) as db:
@@ -298,7 +298,7 @@ async def test_postgres_an_event_rolled_back_leaves_no_gap(pg_app):
         async with transaction(app.state.engine, write=True) as db:
             await audit_repository.insert(db, kept)
         await slow.rollback()
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     assert [(e["id"], e["seq"]) for e in await _chain(app, org)] == [(kept["id"], 1)]
 
 
@@ -321,7 +321,7 @@ async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, c
 async def test_a_chain_head_ahead_of_the_database_stalls_loudly_and_only_its_own_chain(app, client):
     """A database restored by pg_dump into a new cluster restarts transaction ids: new events would wait forever."""
     stalled, going = await _org_with_events(app, client, 2), await _org_with_events(app, client, 2)
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     async with transaction(app.state.engine, write=True) as db:  # as a restore leaves it: ahead of every id here
         await db.execute(sa.text("UPDATE audit_chain SET position = :p WHERE organization_id = :o"),
                          {"p": 2**62, "o": stalled})
@@ -333,8 +333,8 @@ async def test_a_chain_head_ahead_of_the_database_stalls_loudly_and_only_its_own
     handler.emit = said.append  # on the logger itself: the CLI's logging set-up, if a test ran it, stops propagation
     logger.addHandler(handler)
     try:
-        assert await seal_audit_log(app.state.engine) == 1  # the other organization's event
-        assert await seal_audit_log(app.state.engine) == 0  # and said once, not every pass
+        assert await seal_everything_committed(app.state.engine) == 1  # the other organization's event
+        assert await seal_everything_committed(app.state.engine) == 0  # and said once, not every pass
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in said if stalled in r.getMessage()] == [
@@ -351,7 +351,7 @@ async def test_a_chain_head_ahead_of_the_database_stalls_loudly_and_only_its_own
 
 async def test_verify_names_an_event_written_without_a_position_which_no_pass_could_chain(app, client):
     org = await _org_with_events(app, client, 2)
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     stray = _event(org)
     async with transaction(app.state.engine, write=True) as db:
         if db.dialect.name == "sqlite":  # the trigger fills tx after the insert: take it out of the way
@@ -359,7 +359,7 @@ async def test_verify_names_an_event_written_without_a_position_which_no_pass_co
         await db.execute(sa.insert(AuditEvent).values(stray | {"tx": None}))
         if db.dialect.name == "sqlite":
             await db.execute(sa.text(SQLITE_TX))
-    await seal_audit_log(app.state.engine)
+    await seal_everything_committed(app.state.engine)
     async with transaction(app.state.engine, write=False) as db:
         assert await audit_repository.verify(db, org) == [(org, f"unsealable: 1 event(s) without a position, first {stray['id']}")]
 
@@ -371,8 +371,18 @@ async def test_sealers_running_at_once_chain_every_event_once(app):
     async with transaction(app.state.engine, write=True) as db:
         for row in events:
             await audit_repository.insert(db, row)
-    await asyncio.gather(*(seal_audit_log(app.state.engine, batch=2) for _ in range(4)))
+    await asyncio.gather(*(seal_everything_committed(app.state.engine, batch=2) for _ in range(4)))
     chain = await _chain(app, org)
     assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
     async with transaction(app.state.engine, write=False) as db:
         assert await audit_repository.verify(db, org) == []
+
+
+async def test_postgres_sealing_everything_committed_waits_for_an_older_writer_within_its_limit(pg_app):
+    app = pg_app
+    async with app.state.engine.connect() as slow:
+        await slow.begin()
+        await slow.execute(sa.insert(AuditEvent).values(_event(str(uuid.uuid4()))))  # holds a transaction id
+        assert await audit_repository.wait_for_older_writers(app.state.engine, 0.2) is False
+        await slow.commit()
+    assert await audit_repository.wait_for_older_writers(app.state.engine, 5) is True
