@@ -298,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
     verify.add_argument("--org", default=None, help="one organization id (default: all)")
-    audit.add_parser("seal", help="chain every event waiting to be sealed now, and print how many")
+    audit.add_parser("seal", help="chain every event committed so far (after older writers end, 10 s at most); print how many")
     return parser
 
 

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import repository as audit_repository
 from app.audit.models import AuditEvent
@@ -203,18 +206,14 @@ async def test_one_transaction_with_more_events_than_a_batch_is_chained_across_b
     """Events of one transaction share a position: the chain head's event id says where the last batch stopped."""
     org = str(uuid.uuid4())
     events = [_event(org) for _ in range(7)]
-    async with transaction(app.state.engine, write=True) as db:
-        for row in events:
-            await audit_repository.insert(db, row)
+    await _write_in_one_transaction(app, events)
     async with app.state.engine.connect() as db:
         positions = (await db.execute(sa.text("SELECT DISTINCT tx FROM audit_event WHERE organization_id = :o"),
                                       {"o": org})).scalars().all()
     assert len(positions) == (1 if app.state.engine.dialect.name == "postgresql" else 7) and None not in positions
     await seal_everything_committed(app.state.engine, batch=3)
-    chain = await _chain(app, org)
-    assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
+    await _assert_chained(app, org, events)
     async with transaction(app.state.engine, write=False) as db:
-        assert await audit_repository.verify(db, org) == []
         assert org not in await audit_repository.organizations_with_unsealed(db)
 
 
@@ -242,6 +241,29 @@ async def test_postgres_triggers_refuse_update_delete_and_truncate_of_events_and
     assert await _chain(app, org) == before
 
 
+async def _write_in_one_transaction(app, events: list[dict]) -> None:
+    async with transaction(app.state.engine, write=True) as db:
+        for row in events:
+            await audit_repository.insert(db, row)
+
+
+@asynccontextmanager
+async def _writer_left_open(app, event: dict) -> AsyncIterator[AsyncConnection]:
+    """A transaction that has written ``event`` and stays open until the block commits or rolls it back."""
+    async with app.state.engine.connect() as slow:
+        await slow.begin()
+        await slow.execute(sa.insert(AuditEvent).values(event))  # it now holds a transaction id
+        yield slow
+
+
+async def _assert_chained(app, org: str, events: list[dict]) -> None:
+    """The organization's chain is exactly ``events``, in that order from seq 1, and verifies intact."""
+    chain = await _chain(app, org)
+    assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
+    async with transaction(app.state.engine, write=False) as db:
+        assert await audit_repository.verify(db, org) == []
+
+
 async def _events_as_stored(app, org: str) -> list[dict]:
     async with app.state.engine.connect() as db:
         query = sa.text("SELECT * FROM audit_event WHERE organization_id = :o ORDER BY id")
@@ -252,19 +274,14 @@ async def test_postgres_sealing_adds_seals_and_changes_no_event(pg_app):
     app = pg_app
     org = str(uuid.uuid4())
     first, second = _event(org), _event(org)
-    async with transaction(app.state.engine, write=True) as db:
-        for row in (first, second):
-            await audit_repository.insert(db, row)
+    await _write_in_one_transaction(app, [first, second])
     with pytest.raises(DBAPIError, match="append-only"):  # not even an event that is not sealed yet
         async with transaction(app.state.engine, write=True) as db:
             await db.execute(sa.text("UPDATE audit_event SET ip = '9.9.9.9' WHERE id = :id"), {"id": first["id"]})
     stored = await _events_as_stored(app, org)
     await seal_everything_committed(app.state.engine)  # the app's own loop may have sealed them first: either way
     assert await _events_as_stored(app, org) == stored
-    chain = await _chain(app, org)
-    assert [(e["id"], e["seq"]) for e in chain] == [(first["id"], 1), (second["id"], 2)]
-    async with transaction(app.state.engine, write=False) as db:
-        assert await audit_repository.verify(db, org) == []
+    await _assert_chained(app, org, [first, second])
 
 
 async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_never_skipped(pg_app):
@@ -272,9 +289,7 @@ async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_n
     app = pg_app
     org = str(uuid.uuid4())
     early, late = _event(org), _event(org)
-    async with app.state.engine.connect() as slow:
-        await slow.begin()
-        await slow.execute(sa.insert(AuditEvent).values(early))  # its transaction id is the older one
+    async with _writer_left_open(app, early) as slow:  # its transaction id is the older one
         async with transaction(app.state.engine, write=True) as db:
             await audit_repository.insert(db, late)
         async with transaction(app.state.engine, write=True) as db:
@@ -282,19 +297,14 @@ async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_n
         assert [e["seq"] for e in await _chain(app, org)] == [None]
         await slow.commit()
     await seal_everything_committed(app.state.engine)
-    chain = await _chain(app, org)
-    assert [(e["id"], e["seq"]) for e in chain] == [(early["id"], 1), (late["id"], 2)]
-    async with transaction(app.state.engine, write=False) as db:
-        assert await audit_repository.verify(db, org) == []
+    await _assert_chained(app, org, [early, late])
 
 
 async def test_postgres_an_event_rolled_back_leaves_no_gap(pg_app):
     app = pg_app
     org = str(uuid.uuid4())
     lost, kept = _event(org), _event(org)
-    async with app.state.engine.connect() as slow:
-        await slow.begin()
-        await slow.execute(sa.insert(AuditEvent).values(lost))
+    async with _writer_left_open(app, lost) as slow:
         async with transaction(app.state.engine, write=True) as db:
             await audit_repository.insert(db, kept)
         await slow.rollback()
@@ -368,21 +378,14 @@ async def test_sealers_running_at_once_chain_every_event_once(app):
     """Several processes may each run a sealer: the chain head's lock keeps one chain, with no event twice."""
     org = str(uuid.uuid4())
     events = [_event(org) for _ in range(12)]
-    async with transaction(app.state.engine, write=True) as db:
-        for row in events:
-            await audit_repository.insert(db, row)
+    await _write_in_one_transaction(app, events)
     await asyncio.gather(*(seal_everything_committed(app.state.engine, batch=2) for _ in range(4)))
-    chain = await _chain(app, org)
-    assert [(e["id"], e["seq"]) for e in chain] == [(row["id"], seq) for seq, row in enumerate(events, start=1)]
-    async with transaction(app.state.engine, write=False) as db:
-        assert await audit_repository.verify(db, org) == []
+    await _assert_chained(app, org, events)
 
 
 async def test_postgres_sealing_everything_committed_waits_for_an_older_writer_within_its_limit(pg_app):
     app = pg_app
-    async with app.state.engine.connect() as slow:
-        await slow.begin()
-        await slow.execute(sa.insert(AuditEvent).values(_event(str(uuid.uuid4()))))  # holds a transaction id
+    async with _writer_left_open(app, _event(str(uuid.uuid4()))) as slow:
         assert await audit_repository.wait_for_older_writers(app.state.engine, 0.2) is False
         await slow.commit()
     assert await audit_repository.wait_for_older_writers(app.state.engine, 5) is True
