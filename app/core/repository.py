@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.errors import NotFound, PreconditionFailed
 from app.core.fastsql import Statement
@@ -18,6 +21,39 @@ def columns(table: Any, names: tuple[str, ...]) -> list[sa.ColumnElement]:
     """The named columns of a SQLModel table, for selecting only what the API shows."""
     cols = table.__table__.c
     return [cols[name] for name in names]
+
+
+class AsWritten(ColumnElement):
+    """A UTC timestamp column read as the API writes it (``app.core.http.dumps``): RFC 3339 text on PostgreSQL.
+
+    asyncpg builds a datetime for each timestamptz value, a quarter of the driver's time on a page
+    of courses; PostgreSQL writes the same text in a fraction of that. Elsewhere it is the column itself,
+    and dumps writes the datetime. Either way the JSON is the same, byte for byte.
+    """
+
+    inherit_cache = True
+    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]  # in the cache key: which column
+
+    def __init__(self, column: sa.ColumnElement) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(AsWritten)
+def _as_written(element: AsWritten, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(AsWritten, "postgresql")
+def _as_written_by_postgresql(element: AsWritten, compiler: Any, **kw: Any) -> str:
+    # As orjson writes an aware UTC datetime with OPT_UTC_Z: six digits of microseconds, or none when zero.
+    utc = f"({compiler.process(element.column, **kw)} AT TIME ZONE 'UTC')"
+    return f"(replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || 'Z')"
+
+
+def as_written(selected: list[sa.ColumnElement]) -> list[sa.ColumnElement]:
+    """``selected`` with each timezone-aware timestamp column read as ``AsWritten`` text, under its own name."""
+    return [AsWritten(c).label(c.name) if isinstance(c.type, sa.DateTime) and c.type.timezone else c for c in selected]
 
 
 async def one_or_404(db: AsyncConnection, query: sa.Select, message: str) -> dict[str, Any]:

