@@ -118,9 +118,24 @@ def settle(database_url: str, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def quiet_disk(database_url: str) -> None:
+    """Write back what earlier runs left dirty (a checkpoint, then sync), so the kernel does not do it during this one.
+
+    Linux writes a file's dirty pages back 30 s after they were first dirtied (vm.dirty_expire_centisecs).
+    Here, a probe fsyncing every 10 ms beside the runs saw that burst stall fsync for 120 to 420 ms,
+    and so PostgreSQL's WAL flush at every commit: a stall in a measured run put its p99 at 330 ms,
+    the API's or the floor's, whichever ran then. The warm-up and the measured run that follow take
+    well under 30 s, so what they write is written back after them.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    os.sync()
+
+
 def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, prepare: Prepare, out: Path, pid: int,
           database_url: str) -> dict:
-    """A warm-up (discarded), then the measured run, with the CPU the server and PostgreSQL spent on it."""
+    """A quiet disk, a warm-up (discarded), then the measured run, with the CPU the server and PostgreSQL spent on it."""
+    quiet_disk(database_url)
     if args.warmup and args.warmup not in ("0", "0s"):
         warm = subprocess.run(wrk_command(wrk, args, script, base, args.warmup, prepare()), capture_output=True,
                               text=True, stdin=subprocess.DEVNULL, check=False)
