@@ -195,7 +195,7 @@ See bench/README.md for what a run does and what the floor leaves out.
   {c['therapy_session']:,} sessions, {c['measure']:,} measures, {c['formulation']:,} formulations
   (scale {args.scale}); seeded by COPY in {info['seed_seconds']:.0f} s ({steps}).
 - Load: per endpoint, `wrk -t{args.threads} -c{args.connections} -d{args.duration}` after a {args.warmup} warm-up
-  (before it, a CHECKPOINT and a sync: nothing of earlier runs is written back during a run),
+  (before it, a CHECKPOINT, a sync and a second of prompt fsyncs: nothing of earlier runs is written back during a run),
   with a real token (password grant) on the API; endpoint by endpoint, reads before writes, the API (started
   afresh) then the floor (bench/floor_app.py), never both at once. The API runs as production does (README): `ipt serve --workers 1`
   (IPT_ENV=production) answering requests, and `ipt worker` beside it sealing the audit log and delivering webhooks;
