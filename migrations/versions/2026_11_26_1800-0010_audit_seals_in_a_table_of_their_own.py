@@ -34,30 +34,25 @@ depends_on = None
 _UNSEALED = sa.text("seq IS NULL")
 _TX_DEFAULT = "ALTER TABLE audit_event ALTER COLUMN tx SET DEFAULT (pg_current_xact_id()::text::bigint)"
 
+# Both tables refuse UPDATE, DELETE (per row) and TRUNCATE, through one function.
+_APPEND_ONLY_TABLES = ("audit_event", "audit_seal")
 APPEND_ONLY = """
 CREATE FUNCTION audit_append_only() RETURNS trigger AS $$
 BEGIN
   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
 END
 $$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+""" + "".join(f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
   FOR EACH ROW EXECUTE FUNCTION audit_append_only();
-CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
   FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
-CREATE TRIGGER audit_seal_append_only BEFORE UPDATE OR DELETE ON audit_seal
-  FOR EACH ROW EXECUTE FUNCTION audit_append_only();
-CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON audit_seal
-  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
-"""
-DROP_APPEND_ONLY = """
-DROP TRIGGER IF EXISTS audit_seal_no_truncate ON audit_seal;
-DROP TRIGGER IF EXISTS audit_seal_append_only ON audit_seal;
-DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event;
-DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event;
-DROP FUNCTION IF EXISTS audit_append_only();
-"""
+""" for table in _APPEND_ONLY_TABLES)
+DROP_APPEND_ONLY = "".join(f"""DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+DROP TRIGGER IF EXISTS {table}_append_only ON {table};
+""" for table in _APPEND_ONLY_TABLES) + "DROP FUNCTION IF EXISTS audit_append_only();\n"
 
-# Revision 0003's trigger, as it was: sealing could fill seq, prev_hash and hash once.
+# Revision 0003's trigger, as it was: sealing could fill seq, prev_hash and hash once. Copied, not
+# imported: a migration's downgrade must not change when another migration's file does.
 SEALING_APPEND_ONLY = """
 CREATE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from tests.support.clinic import CourseDriver, open_course
 from tests.support.world import create_patient
@@ -274,8 +275,6 @@ WRITTEN_TIMES = (
 async def test_a_listed_course_writes_its_timestamps_as_its_read_alone_does(app, client, world):
     """A list page reads timestamps as text built by PostgreSQL (app.core.repository.AsWritten); they must
     match what the API writes for a datetime, digit for digit, with or without microseconds."""
-    from sqlalchemy import text
-
     opened = [await open_course(client, world.clinician) for _ in WRITTEN_TIMES]
     async with app.state.engine.begin() as db:
         for course, at in zip(opened, WRITTEN_TIMES, strict=True):
