@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate openapi bench bench-export clean
+.PHONY: run test install infra migrate openapi bench bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The real servers some tests and the bench start themselves on free loopback ports (nginx as the
+# reverse proxy, PgBouncer in front of PostgreSQL), from Debian's packages: see .ci/install-infra.
+infra:
+	@bash .ci/install-infra
 
 migrate: install
 	$(BIN)/ipt db upgrade
@@ -23,7 +28,7 @@ run: migrate
 
 # The whole suite: SQLite always, PostgreSQL when a server answers (IPT_TEST_POSTGRES_URL).
 # Two workers: much of the suite waits on databases and on the servers it starts.
-test: install
+test: install infra
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 openapi: install
