@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core.ids import utcnow
 from app.core.models import created_at_field, id_field, json_field
 
 
@@ -25,7 +26,9 @@ class AuditEvent(SQLModel, table=True):
     )
     id: str = id_field()
     organization_id: str = Field(max_length=36)  # "" for events with no organization
-    at: datetime = created_at_field()
+    # Part of the key: on PostgreSQL the log is partitioned by month of ``at`` (migration 0011), and a
+    # partitioned table's keys must hold its partition key. SQLite keeps ``id`` alone as its key.
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), primary_key=True)
     actor_type: str | None = Field(default=None, max_length=16)
     actor_id: str | None = Field(default=None, max_length=36, index=True)
     action: str = Field(max_length=16)
@@ -49,12 +52,17 @@ class AuditSeal(SQLModel, table=True):
     """An event's place in its organization's chain, written once by the sealer and never changed."""
 
     __tablename__ = "audit_seal"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "seq"),)
+    # Not unique: on a partitioned table a unique index must hold the partition key, and (organization,
+    # seq, at) would guard nothing. The chain head's row lock keeps seqs unique; verify names a repeat.
+    __table_args__ = (sa.Index("ix_audit_seal_organization_id_seq", "organization_id", "seq"),)
     event_id: str = Field(primary_key=True, max_length=36)
     organization_id: str = Field(max_length=36)
     seq: int
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # The event's own ``at``: seals are partitioned as their events are, so a month detaches whole, and
+    # a seal finds its event by (id, at), in one partition.
+    at: datetime = Field(sa_type=sa.DateTime(timezone=True), primary_key=True)
 
 
 class AuditChain(SQLModel, table=True):
@@ -70,6 +78,28 @@ class AuditChain(SQLModel, table=True):
     hash: str = Field(max_length=64)
     position: int = Field(default=-1, sa_type=sa.BigInteger)
     event_id: str = Field(default="", max_length=36)
+
+
+class AuditArchive(SQLModel, table=True):
+    """Where an organization's chain stood when ``ipt audit archive`` took its months out of the live log.
+
+    ``seq`` and ``hash`` are the last archived link: verify starts the live chain after it. ``copies``
+    holds {seq: hash} of the live events at or below ``seq`` (sealed before an archived event that
+    committed later, but dated in a month still live): they are in the archive file too, and verify
+    checks them against these hashes. The newest row of an organization (by id) is the one in force.
+    """
+
+    __tablename__ = "audit_archive"
+    __table_args__ = (sa.Index("ix_audit_archive_organization_id_id", "organization_id", "id"),)
+    id: str = id_field()
+    organization_id: str = Field(max_length=36)
+    seq: int
+    hash: str = Field(max_length=64)
+    copies: dict = json_field(dict)
+    before: str = Field(max_length=7)  # the archive's --before month, YYYY-MM: every event before it was archived
+    file: str = Field(max_length=300)  # the file's name, as given
+    sha256: str = Field(max_length=64)  # of the file's content, as its last line says
+    archived_at: datetime = created_at_field()
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.audit import chain
-from app.audit.models import AuditChain, AuditEvent, AuditSeal
+from app.audit.models import AuditArchive, AuditChain, AuditEvent, AuditSeal
 from app.core.db import insert_ignoring_conflicts, transaction
 from app.core.fastsql import Statement
 from app.core.pagination import Page
@@ -23,7 +23,9 @@ PUBLIC = EVENT + SEAL
 _event = columns(AuditEvent, EVENT)
 # An event with its place in the chain (null until sealed).
 _public = [*_event, *columns(AuditSeal, SEAL)]
-_sealed_or_not = sa.outerjoin(AuditEvent, AuditSeal, AuditSeal.event_id == AuditEvent.id)
+# A seal finds its event by (id, at): on PostgreSQL ``at`` names the one partition to look in.
+_its_event = sa.and_(AuditSeal.event_id == AuditEvent.id, AuditSeal.at == AuditEvent.at)
+_sealed_or_not = sa.outerjoin(AuditEvent, AuditSeal, _its_event)
 _insert = Statement(sa.insert(AuditEvent).values({name: sa.bindparam(name) for name in (
     "id", "organization_id", "at", "actor_type", "actor_id", "action", "resource_type", "resource_id",
     "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}))
@@ -148,38 +150,33 @@ async def seal(db: AsyncConnection, organization_id: str, batch: int = 2000) -> 
     rows = (await db.execute(query)).all()
     if not rows:
         return 0
-    seq, prev_hash, sealed = head.seq, head.hash, []
-    for row in rows:
-        event = dict(zip(EVENT, row[1:], strict=True))
-        seq += 1
-        event["seq"] = seq
-        digest = chain.link(prev_hash, event)
-        sealed.append((event["id"], seq, prev_hash, digest))
-        prev_hash = digest
+    walk = chain.Walk(head.seq, head.hash)
+    sealed = chain.extend(walk, (dict(zip(EVENT, row[1:], strict=True)) for row in rows))
     await _write_seals(db, organization_id, sealed)
     await db.execute(sa.update(AuditChain).where(AuditChain.organization_id == organization_id)
-                     .values(seq=seq, hash=prev_hash, position=rows[-1][0], event_id=sealed[-1][0]))
+                     .values(seq=walk.seq, hash=walk.hash, position=rows[-1][0], event_id=sealed[-1][0]))
     return len(sealed)
 
 
 _SEAL_ALL = sa.text("""
-INSERT INTO audit_seal (event_id, organization_id, seq, prev_hash, hash)
-SELECT v.event_id, :org, v.seq, v.prev_hash, v.hash
-FROM unnest(CAST(:ids AS varchar[]), CAST(:seqs AS integer[]), CAST(:prev_hashes AS varchar[]), CAST(:hashes AS varchar[]))
-    AS v(event_id, seq, prev_hash, hash)
+INSERT INTO audit_seal (event_id, organization_id, seq, prev_hash, hash, at)
+SELECT v.event_id, :org, v.seq, v.prev_hash, v.hash, v.at
+FROM unnest(CAST(:ids AS varchar[]), CAST(:seqs AS integer[]), CAST(:prev_hashes AS varchar[]), CAST(:hashes AS varchar[]),
+            CAST(:ats AS timestamptz[]))
+    AS v(event_id, seq, prev_hash, hash, at)
 """)
 _seal_one = sa.insert(AuditSeal)
 
 
-async def _write_seals(db: AsyncConnection, organization_id: str, sealed: list[tuple[str, int, str, str]]) -> None:
+async def _write_seals(db: AsyncConnection, organization_id: str, sealed: list[tuple[str, int, str, str, datetime]]) -> None:
     """Add the sealed events' places in the chain: on PostgreSQL in one statement (arrays), not one per event."""
     if db.dialect.name == "postgresql":
-        ids, seqs, prev_hashes, hashes = (list(column) for column in zip(*sealed, strict=True))
+        ids, seqs, prev_hashes, hashes, ats = (list(column) for column in zip(*sealed, strict=True))
         await db.execute(_SEAL_ALL, {"org": organization_id, "ids": ids, "seqs": seqs, "prev_hashes": prev_hashes,
-                                     "hashes": hashes})
+                                     "hashes": hashes, "ats": ats})
         return
-    await db.execute(_seal_one, [{"event_id": i, "organization_id": organization_id, "seq": n, "prev_hash": p, "hash": h}
-                                 for i, n, p, h in sealed])
+    await db.execute(_seal_one, [{"event_id": i, "organization_id": organization_id, "seq": n, "prev_hash": p, "hash": h,
+                                  "at": at} for i, n, p, h, at in sealed])
 
 
 async def list_page(db: AsyncConnection, organization_id: str, page: Page, filters: dict[str, Any]) -> dict:
@@ -204,7 +201,7 @@ def _as_stored(db: AsyncConnection, moment: datetime) -> datetime:
 # SQLite trigger), and no seal. Events sealed before migration 0010 have no position either.
 _UNPLACED = (sa.select(sa.func.count(), sa.func.min(AuditEvent.id))
              .where(AuditEvent.organization_id == sa.bindparam("org"), AuditEvent.tx.is_(None),
-                    ~sa.exists().where(AuditSeal.event_id == AuditEvent.id)))
+                    ~sa.exists().where(_its_event)))
 
 
 async def _unplaced(db: AsyncConnection, organization_id: str) -> str | None:
@@ -213,26 +210,84 @@ async def _unplaced(db: AsyncConnection, organization_id: str) -> str | None:
     return f"unsealable: {count} event(s) without a position, first {first}" if count else None
 
 
+# An organization's sealed events in seq order, each with its event (by (id, at): one partition's
+# index), or with none when no event stands at the seal's (id, at).
+_SEALED = (sa.select(AuditSeal.event_id.label("sealed_id"), *_public).select_from(sa.outerjoin(AuditSeal, AuditEvent, _its_event))
+           .where(AuditSeal.organization_id == sa.bindparam("org"), AuditSeal.seq > sa.bindparam("after"),
+                  AuditSeal.seq <= sa.bindparam("upto"))
+           .order_by(AuditSeal.seq))
+_EVENT_BY_ID = sa.select(*_event).where(AuditEvent.id == sa.bindparam("id"))  # every partition: only for a break
+_LATEST_ARCHIVE = (sa.select(AuditArchive.seq, AuditArchive.hash, AuditArchive.copies)
+                   .where(AuditArchive.organization_id == sa.bindparam("org")).order_by(AuditArchive.id.desc()).limit(1))
+_NO_END = 2**31 - 1  # seq is an integer column
+
+
+async def _event_elsewhere(db: AsyncConnection, sealed: dict[str, Any]) -> dict[str, Any] | None:
+    """The sealed event found by id alone (its ``at`` was changed), with its seal's place, or None if it is gone."""
+    found = (await db.execute(_EVENT_BY_ID, {"id": sealed["sealed_id"]})).mappings().first()
+    return None if found is None else {**found, "seq": sealed["seq"], "prev_hash": sealed["prev_hash"], "hash": sealed["hash"]}
+
+
+async def _walk_live(db: AsyncConnection, organization_id: str, walk: chain.Walk) -> str | None:
+    """Walk the organization's live chain after ``walk``'s start, streamed; the first problem, or None."""
+    stream = await db.stream(_SEALED, {"org": organization_id, "after": walk.seq, "upto": _NO_END})
+    lost = None
+    async for row in stream.mappings():
+        if row["id"] is None:
+            lost = dict(row)
+            break
+        if problem := walk.step(row):
+            await stream.close()
+            return problem
+    await stream.close()
+    if lost is None:
+        return None
+    if problem := walk.out_of_order(lost | {"id": lost["sealed_id"]}):
+        return problem
+    event = await _event_elsewhere(db, lost)
+    if event is None:
+        return f"missing: expected seq {walk.seq + 1}, but its event {lost['sealed_id']} is gone"
+    return walk.step(event) or f"altered: the seal of event {lost['sealed_id']} (seq {lost['seq']}) does not match its event"
+
+
+async def _copies_problem(db: AsyncConnection, organization_id: str, archived: sa.Row) -> str | None:
+    """Check the live events at or below the archived head against the hashes the archive recorded for them."""
+    recorded = dict(archived.copies)
+    rows = (await db.execute(_SEALED, {"org": organization_id, "after": -1, "upto": archived.seq})).mappings().all()
+    for row in rows:
+        event = dict(row) if row["id"] is not None else await _event_elsewhere(db, row)
+        where = f"event {row['sealed_id']} (seq {row['seq']})"
+        if event is None:
+            return f"missing: {where}, kept live when its chain was archived up to seq {archived.seq}, is gone"
+        expected = recorded.pop(str(row["seq"]), None)
+        if expected is None:
+            return f"reordered: {where} stands at or below the archived head (seq {archived.seq}) but the archive did not keep it"
+        if expected != row["hash"] or chain.link(row["prev_hash"], event) != row["hash"]:
+            return f"altered: {where} does not match its hash"
+    if recorded:
+        return f"missing: the event at seq {min(recorded, key=int)}, kept live when its chain was archived, is gone"
+    return None
+
+
 async def verify(db: AsyncConnection, organization_id: str | None = None) -> list[tuple[str, str]]:
-    """Every chain's first break as (organization id, description); empty when all are intact."""
+    """Every chain's first break as (organization id, description); empty when all are intact.
+
+    A chain whose first months were archived starts from the head ``ipt audit archive`` recorded.
+    """
     orgs_query = sa.select(AuditChain.organization_id, AuditChain.seq, AuditChain.hash, AuditChain.position)
     if organization_id is not None:
         orgs_query = orgs_query.where(AuditChain.organization_id == organization_id)
     problems, horizon = [], await db.scalar(_HORIZON[db.dialect.name])
     for head in (await db.execute(orgs_query.order_by(AuditChain.organization_id))).mappings().all():
-        events_query = (
-            sa.select(*_public)
-            .select_from(sa.join(AuditSeal, AuditEvent, AuditSeal.event_id == AuditEvent.id))
-            .where(AuditSeal.organization_id == head["organization_id"])
-            .order_by(AuditSeal.seq)
-        )
-        stream = await db.stream(events_query)
-        events = (dict(r) async for r in stream.mappings())
-        problem = chain.first_break([e async for e in events], dict(head))
+        org = head["organization_id"]
+        archived = (await db.execute(_LATEST_ARCHIVE, {"org": org})).first()
+        walk = chain.Walk(archived.seq, archived.hash) if archived else chain.Walk()
+        problem = (archived and await _copies_problem(db, org, archived)) or await _walk_live(db, org, walk)
+        problem = problem or walk.end(dict(head))
         if problem is None and head["position"] >= horizon:
             problem = f"stalled: the chain head {AHEAD}"
         if problem is None:
-            problem = await _unplaced(db, head["organization_id"])
+            problem = await _unplaced(db, org)
         if problem:
-            problems.append((head["organization_id"] or "(no organization)", problem))
+            problems.append((org or "(no organization)", problem))
     return problems
