@@ -15,7 +15,7 @@ from app.audit import router as audit
 from app.background import housekeeping_loop
 from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine
+from app.core.db import make_engine, refuse_misconfiguration
 from app.core.http import JSON
 from app.core.limits import BodyLimitMiddleware
 from app.core.middleware import RequestIdMiddleware
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        await refuse_misconfiguration(app.state.engine)
         tasks = []
         if not settings.is_sqlite:
             tasks.append(asyncio.create_task(app.state.accounts.listen(settings.libpq_url)))

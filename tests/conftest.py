@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -11,9 +12,15 @@ from fastapi import FastAPI
 from app.core.config import Settings
 from app.main import create_app
 from tests.support.databases import REQUIRE_POSTGRES, migrate, postgres_available, postgres_database, sqlite_database
+from tests.support.infra import require_binary
+from tests.support.pgbouncer import app_settings, pgbouncer
 from tests.support.world import World, make_world
 
 _postgres_up: bool | None = None
+# The tests that matter most under a pooler run a third time: on PostgreSQL through a real PgBouncer
+# in transaction pooling mode, the app told so (IPT_DATABASE_POOLER, IPT_DATABASE_DIRECT_URL).
+VIA_PGBOUNCER = pytest.mark.parametrize("database_url", ["sqlite", "postgres", "pgbouncer"], indirect=True)
+PG_VIA_PGBOUNCER = pytest.mark.parametrize("postgres_url", ["postgres", "pgbouncer"], indirect=True)
 
 
 def test_settings(database_url: str, **overrides: object) -> Settings:
@@ -26,6 +33,7 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
         "login_rate_limit_per_minute": 100_000,
         "rate_limit_per_minute": 0,
     }
+    values.update(app_settings(database_url))  # through PgBouncer: the pooler and the direct URL
     values.update(overrides)
     return Settings(**values)
 
@@ -49,16 +57,29 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"PostgreSQL for tests: {'available' if up else 'NOT available - the PostgreSQL half will be skipped'}"
 
 
+@contextmanager
+def _postgres(route: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, reached directly or (``pgbouncer``) through a PgBouncer started for it."""
+    require_postgres()
+    binary = require_binary("pgbouncer") if route == "pgbouncer" else None
+    with postgres_database() as url:
+        migrate(url)
+        if binary is None:
+            yield url
+            return
+        with pgbouncer(url, binary=binary) as through:
+            yield through
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated, throwaway database for the whole session, once per backend."""
-    if request.param == "postgres":
-        require_postgres()
-        maker = postgres_database()
-    else:
-        maker = sqlite_database(tmp_path_factory.mktemp("sqlite"))
-    with maker as url:
-        migrate(url)
+    """A migrated, throwaway database for the whole session, once per backend (and through PgBouncer: VIA_PGBOUNCER)."""
+    if request.param == "sqlite":
+        with sqlite_database(tmp_path_factory.mktemp("sqlite")) as url:
+            migrate(url)
+            yield url
+        return
+    with _postgres(request.param) as url:
         yield url
 
 
@@ -105,12 +126,10 @@ def live_url(app: FastAPI, database_url: str) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A migrated PostgreSQL database of its own, for the multi-process tests (PostgreSQL only by design)."""
-    require_postgres()
-    with postgres_database() as url:
-        migrate(url)
+@pytest.fixture(scope="session", params=["postgres"])
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own, for the multi-process tests (PostgreSQL only by design; PG_VIA_PGBOUNCER)."""
+    with _postgres(request.param) as url:
         yield url
 
 

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     database_url: str = "sqlite:///./ipt.db"
+    database_direct_url: str | None = None  # what needs a session of its own: LISTEN, migrations
+    database_pooler: Literal["none", "pgbouncer"] = "none"
     db_pool_size: int = 10
     db_pool_timeout_seconds: float = 5.0
     secret_key: str = ""
@@ -59,6 +61,11 @@ class Settings(BaseSettings):
     def _check_secret(self) -> Settings:
         if self.jwt_algorithm != "HS256" and not (self.jwt_private_key_file and self.jwt_public_key_file):
             raise ConfigError(f"IPT_JWT_ALGORITHM={self.jwt_algorithm} needs IPT_JWT_PRIVATE_KEY_FILE and IPT_JWT_PUBLIC_KEY_FILE")
+        if self.database_pooler != "none" and self.is_sqlite:
+            raise ConfigError("IPT_DATABASE_POOLER is for PostgreSQL; SQLite has no pooler")
+        if self.database_pooler != "none" and not self.database_direct_url:
+            raise ConfigError("IPT_DATABASE_POOLER=pgbouncer needs IPT_DATABASE_DIRECT_URL, the server itself: "
+                              "LISTEN (account changes) and migrations need a session of their own")
         if self.env == "production":
             if self.secret_key.strip().lower() in PLACEHOLDER_KEYS or len(self.secret_key.encode()) < 32:
                 raise ConfigError("IPT_SECRET_KEY must be set to a random value of at least 32 bytes in production")
@@ -76,14 +83,19 @@ class Settings(BaseSettings):
         return _with_driver(self.database_url, "sqlite+aiosqlite", "postgresql+asyncpg")
 
     @property
+    def direct_url(self) -> str:
+        """Where connections that need a session go (IPT_DATABASE_DIRECT_URL, else IPT_DATABASE_URL): never through a pooler."""
+        return self.database_direct_url or self.database_url
+
+    @property
     def sync_database_url(self) -> str:
-        """The URL with the sync driver that migrations and the CLI use."""
-        return _with_driver(self.database_url, "sqlite", "postgresql+psycopg")
+        """The direct URL with the sync driver that migrations use."""
+        return _with_driver(self.direct_url, "sqlite", "postgresql+psycopg")
 
     @property
     def libpq_url(self) -> str:
-        """The PostgreSQL URL as psycopg takes it, for connections the app opens outside its pool."""
-        return _with_driver(self.database_url, "sqlite", "postgresql")
+        """The direct PostgreSQL URL as psycopg takes it, for the LISTEN connection the app opens outside its pool."""
+        return _with_driver(self.direct_url, "sqlite", "postgresql")
 
 
 def _with_driver(url: str, sqlite_scheme: str, postgres_scheme: str) -> str:

@@ -13,10 +13,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 from sqlmodel import SQLModel
 
-from app.core.config import Settings
-from app.core.driver import asyncpg_adapter, drop_writes, end_transaction, flush_before_sqlalchemy
+from app.core.config import ConfigError, Settings
+from app.core.driver import asyncpg_adapter, drop_writes, end_transaction, flush_before_sqlalchemy, unnamed_statements
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -41,6 +42,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
         )
         _sqlite_pragmas(engine.sync_engine)
         return engine
+    connect_args: dict[str, Any] = {"timeout": 5}  # seconds to connect (asyncpg)
+    if settings.database_pooler == "pgbouncer":
+        # PgBouncer in transaction pooling hands each transaction whichever server connection is free,
+        # so no named statement may outlive one: asyncpg's cache and SQLAlchemy's names are off, and
+        # every statement is unnamed, parsed again with its Bind (app.core.driver.unnamed_statements).
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _unnamed}
     engine = create_async_engine(
         settings.async_database_url,
         json_serializer=_json_text,
@@ -49,8 +56,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=False,  # a round trip on every request: _ping_when_idle pings only where it pays
-        connect_args={"timeout": 5},  # seconds to connect (asyncpg)
+        connect_args=connect_args,
     )
+    if settings.database_pooler == "pgbouncer":
+        unnamed_statements(engine.sync_engine.pool)
+    else:
+        _refuse_a_pooler(engine.sync_engine.pool)
     _ping_when_idle(engine.sync_engine.pool)
     flush_before_sqlalchemy(engine.sync_engine)
     return engine
@@ -59,6 +70,42 @@ def make_engine(settings: Settings) -> AsyncEngine:
 def _json_text(value: Any) -> str:
     """JSON columns as orjson writes them: several times faster than the json module."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _unnamed() -> str:
+    return ""  # asyncpg's unnamed statement: replaced by the next Parse, never left behind on a server
+
+
+POOLER = ("IPT_DATABASE_URL leads to a connection pooler, not to PostgreSQL itself (the server process is not the one "
+          "the connection announced): set IPT_DATABASE_POOLER=pgbouncer, and IPT_DATABASE_DIRECT_URL to the server")
+
+
+def _refuse_a_pooler(pool: sa.Pool) -> None:
+    """Refuse a connection that reaches PostgreSQL through a pooler while the app believes it is direct.
+
+    Through PgBouncer in transaction mode asyncpg's named statements land on other clients' server
+    connections: it works alone and fails under load. A pooler announces a process id of its own
+    (its cancel key), which PostgreSQL's pg_backend_pid() then contradicts: one round trip per new connection.
+    """
+
+    @event.listens_for(pool, "connect")
+    def _connected(dbapi_conn, _record):
+        driver = dbapi_conn._connection
+        if await_(driver.fetchval("SELECT pg_backend_pid()")) != driver.get_server_pid():
+            await_(driver.close())
+            raise ConfigError(POOLER)
+
+
+async def refuse_misconfiguration(engine: AsyncEngine) -> None:
+    """Open one connection at start-up, so a pooler the settings do not name stops the process (ConfigError).
+
+    A server that does not answer yet is no reason not to start: requests get 503 until it does.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with contextlib.suppress(sa.exc.DBAPIError, OSError, TimeoutError):
+        async with engine.connect():
+            pass
 
 
 def _ping_when_idle(pool: sa.Pool) -> None:

@@ -42,6 +42,38 @@ async def begin_on_driver(conn: AsyncConnection, *, alone: bool = False) -> Any:
     return adapter._connection
 
 
+# --- through PgBouncer (transaction pooling) ------------------------------------------------
+# No named statement may outlive its transaction there, so asyncpg's statement cache is off
+# (app.core.db). Left alone, asyncpg would then spend two round trips on each statement (Parse
+# and Describe, then Parse again with Bind and Execute). Instead each connection keeps its
+# statements unnamed and described once: every run is one round trip (Parse, Bind, Execute, Sync)
+# that PgBouncer sends to one server connection, in a transaction or not.
+_UNNAMED = "ipt_unnamed_statements"
+UNNAMED_KEPT = 500  # statements kept per connection (the hot path's are a few dozen)
+
+
+def unnamed_statements(pool: sa.Pool) -> None:
+    """Run the statements of this pool's connections unnamed, described once per connection."""
+
+    @event.listens_for(pool, "connect")
+    def _connected(_dbapi_conn, record):
+        record.info[_UNNAMED] = {}  # cleared with the connection (SQLAlchemy empties info on invalidation)
+
+
+async def fetch(info: dict, driver: Any, sql: str, args: list[Any]) -> list[Any]:
+    """The rows of one statement on the asyncpg connection (``info``: its pool record's)."""
+    statements = info.get(_UNNAMED)
+    if statements is None:
+        return await driver.fetch(sql, *args)  # asyncpg's cache of named statements
+    statement = statements.get(sql)
+    if statement is None:
+        if len(statements) >= UNNAMED_KEPT:
+            statements.clear()
+        # asyncpg marks an unnamed statement "unprepared" when its cache is off: it is parsed again at each run.
+        statement = statements[sql] = await driver.prepare(sql, name="")
+    return await statement.fetch(*args)
+
+
 async def end_transaction(conn: AsyncConnection, *, commit: bool) -> None:
     """Commit or roll back, through SQLAlchemy only if it began a transaction of its own."""
     if commit:
@@ -106,7 +138,7 @@ async def flush_writes(conn: AsyncConnection, *, last: bool = False) -> None:
     sql, args = _as_one_statement(writes)
     driver = await begin_on_driver(conn, alone=last)
     try:
-        await driver.execute(sql, *args)
+        await fetch(conn.sync_connection.info, driver, sql, args)  # type: ignore[union-attr]
     except Exception as exc:
         raise await driver_error(conn, exc, sql, args) from exc
 
@@ -126,7 +158,7 @@ def flush_before_sqlalchemy(sync_engine: sa.Engine) -> None:
         if adapter._transaction is None:
             await adapter._start_transaction()
         try:
-            await adapter._connection.execute(sql, *args)
+            await fetch(conn.info, adapter._connection, sql, args)
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy wraps the adapter's translation as for its own statements
             adapter._handle_exception(exc)
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.driver import begin_on_driver, driver_error, flush_writes, queue_write
+from app.core.driver import begin_on_driver, driver_error, fetch, flush_writes, queue_write
 
 Binds = list[tuple[str, Any, "Callable[[Any], Any] | None"]]  # in $n order: name, default value, bind processor
 
@@ -73,7 +73,7 @@ class Statement:
         args = _arguments(self._binds, params)
         driver = await begin_on_driver(db, alone=self._alone)
         try:
-            records = await driver.fetch(sql, *args)
+            records = await fetch(db.sync_connection.info, driver, sql, args)  # type: ignore[union-attr]
         except Exception as exc:
             raise await driver_error(db, exc, sql, args) from exc
         return records

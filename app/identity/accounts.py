@@ -70,6 +70,10 @@ class AccountCache:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+                    if not await _reaches_the_server_itself(conn):
+                        log.error("the LISTEN connection goes through a connection pooler, which does not pass notifications "
+                                  "on: set IPT_DATABASE_DIRECT_URL to the server; until then accounts are read per request")
+                        return
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.forget_all()  # rows read before LISTEN took effect may have missed a change
                     self.live = True
@@ -83,3 +87,9 @@ class AccountCache:
                 self.live = False
                 self.forget_all()
             await asyncio.sleep(retry_seconds)
+
+
+async def _reaches_the_server_itself(conn: psycopg.AsyncConnection) -> bool:
+    """Whether the connection is PostgreSQL's own session (a pooler announces a process id of its own)."""
+    row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+    return row is not None and row[0] == conn.info.backend_pid

@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 import httpx
 
+from tests.conftest import VIA_PGBOUNCER
 from tests.support.clinic import CourseDriver, open_course
 
+pytestmark = VIA_PGBOUNCER
 CLIENTS = 20
 
 

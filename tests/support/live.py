@@ -44,11 +44,13 @@ class LiveProcess:
 @contextmanager
 def live_process(database_url: str, secret_key: str, workers: int = 1, **env: str) -> Iterator[LiveProcess]:
     """Start ``ipt serve`` on the database with the given secret; yield it running; stop it if it still runs."""
+    from tests.support.pgbouncer import app_environment  # it imports free_port from here
+
     port = free_port()
     environment = {
         **os.environ,
         "IPT_ENV": "test",
-        "IPT_DATABASE_URL": database_url,
+        **app_environment(database_url),  # through PgBouncer: the pooler setting and the direct URL too
         "IPT_SECRET_KEY": secret_key,
         "IPT_RATE_LIMIT_PER_MINUTE": "0",
         "IPT_LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
