@@ -29,6 +29,8 @@ from app.background import housekeeping_loop, seal_everything_committed
 from app.core.config import Settings
 from app.core.db import transaction
 from app.core.ids import new_id, utcnow
+from tests.conftest import PG_VIA_PGBOUNCER, VIA_PGBOUNCER
+from tests.support.pgbouncer import app_environment
 from tests.support.world import make_world
 
 
@@ -47,7 +49,7 @@ EVENTS = 5
 
 def _start_cli(database_url: str, *args: str) -> subprocess.Popen:
     """The real CLI in its own process, on the test database."""
-    env = {**os.environ, "IPT_DATABASE_URL": database_url, "IPT_ENV": "test"}
+    env = {**os.environ, **app_environment(database_url), "IPT_ENV": "test"}
     command = [sys.executable, "-m", "app.cli", *args]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -96,6 +98,7 @@ async def _tamper(app, statements: list[tuple[str, dict]]) -> None:
             await db.execute(sa.text(sql), params)
 
 
+@VIA_PGBOUNCER
 async def test_verify_passes_when_intact_and_names_the_first_tampered_event(app, client, database_url):
     names = ("intact", "altered", "deleted_middle", "deleted_last", "swapped")
     orgs = {name: await _org_with_events(app, client) for name in names}
@@ -190,6 +193,7 @@ async def test_one_sealing_pass_drains_backlogs_larger_than_a_batch_in_every_org
         assert not set(orgs) & set(await audit_repository.organizations_with_unsealed(db))
 
 
+@VIA_PGBOUNCER
 async def test_cli_seal_chains_every_waiting_event_and_prints_how_many(app, client, database_url):
     orgs = [await _org_with_events(app, client, count) for count in (3, 2)]
     out, err = _start_cli(database_url, "audit", "seal").communicate(timeout=120)
@@ -284,6 +288,7 @@ async def test_postgres_sealing_adds_seals_and_changes_no_event(pg_app):
     await _assert_chained(app, org, [first, second])
 
 
+@PG_VIA_PGBOUNCER
 async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_never_skipped(pg_app):
     """A transaction that began writing first but commits last holds back sealing of later events until it ends."""
     app = pg_app
@@ -300,6 +305,7 @@ async def test_postgres_an_event_that_commits_late_is_chained_after_it_commits_n
     await _assert_chained(app, org, [early, late])
 
 
+@PG_VIA_PGBOUNCER
 async def test_postgres_an_event_rolled_back_leaves_no_gap(pg_app):
     app = pg_app
     org = str(uuid.uuid4())
@@ -312,6 +318,7 @@ async def test_postgres_an_event_rolled_back_leaves_no_gap(pg_app):
     assert [(e["id"], e["seq"]) for e in await _chain(app, org)] == [(kept["id"], 1)]
 
 
+@VIA_PGBOUNCER
 async def test_the_housekeeping_loop_seals_new_events_within_its_interval(app, client):
     """Sealing runs every IPT_AUDIT_SEAL_INTERVAL_SECONDS (a second by default), pass after pass."""
     assert Settings.model_fields["audit_seal_interval_seconds"].default == 1.0
@@ -374,6 +381,7 @@ async def test_verify_names_an_event_written_without_a_position_which_no_pass_co
         assert await audit_repository.verify(db, org) == [(org, f"unsealable: 1 event(s) without a position, first {stray['id']}")]
 
 
+@VIA_PGBOUNCER
 async def test_sealers_running_at_once_chain_every_event_once(app):
     """Several processes may each run a sealer: the chain head's lock keeps one chain, with no event twice."""
     org = str(uuid.uuid4())
@@ -383,6 +391,7 @@ async def test_sealers_running_at_once_chain_every_event_once(app):
     await _assert_chained(app, org, events)
 
 
+@PG_VIA_PGBOUNCER
 async def test_postgres_sealing_everything_committed_waits_for_an_older_writer_within_its_limit(pg_app):
     app = pg_app
     async with _writer_left_open(app, _event(str(uuid.uuid4()))) as slow:

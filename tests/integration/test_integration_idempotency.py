@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import VIA_PGBOUNCER
 from tests.support.clinic import open_course
 from tests.support.world import make_world
 
@@ -29,6 +30,7 @@ async def _patients_named(app, name: str) -> int:
     return await _count(app, "patient", "display_name", name)
 
 
+@VIA_PGBOUNCER
 async def test_same_key_and_body_replays_the_patient_and_creates_nothing_new(app, client, world):
     name, key = f"Idem {uuid.uuid4().hex}", _key()
     headers = {**world.clinician.headers, "Idempotency-Key": key}
@@ -45,6 +47,7 @@ async def test_same_key_and_body_replays_the_patient_and_creates_nothing_new(app
     assert await _patients_named(app, name) == 1
 
 
+@VIA_PGBOUNCER
 async def test_same_key_and_body_replays_the_session_and_creates_nothing_new(app, client, world):
     course = await open_course(client, world.clinician)
     url = f"/v1/courses/{course['id']}/sessions"
@@ -60,6 +63,7 @@ async def test_same_key_and_body_replays_the_session_and_creates_nothing_new(app
     assert read.json()["sessions_attended"] == 1
 
 
+@VIA_PGBOUNCER
 async def test_same_key_with_another_body_is_refused(app, client, world):
     name, key = f"Idem {uuid.uuid4().hex}", _key()
     headers = {**world.clinician.headers, "Idempotency-Key": key}
@@ -116,6 +120,7 @@ async def test_longest_allowed_key_works(client, world):
     assert again.headers.get("idempotent-replayed") == "true"
 
 
+@VIA_PGBOUNCER
 async def test_a_failed_attempt_does_not_spend_the_key(app, client, world):
     external_id, name = f"ehr-{uuid.uuid4().hex}", f"Idem {uuid.uuid4().hex}"
     holder = await client.post("/v1/patients", json={"display_name": "Holder", "external_id": external_id},
@@ -197,6 +202,7 @@ def _race(base: str, count: int, path: str, body: dict, headers: dict) -> list[h
         return list(pool.map(fire, range(count)))
 
 
+@VIA_PGBOUNCER
 async def test_concurrent_requests_with_one_key_create_one_row(app, client, world, live_url):
     for _ in range(3):
         name = f"Race {uuid.uuid4().hex}"

@@ -11,8 +11,11 @@ import sqlalchemy as sa
 from starlette.requests import ClientDisconnect
 
 from app.research import repository
+from tests.conftest import VIA_PGBOUNCER
 from tests.support.clinic import open_course
 from tests.support.measures import day, gad7, record
+
+pytestmark = VIA_PGBOUNCER
 
 
 async def _six_measures(client, world) -> None:

@@ -13,7 +13,7 @@ from app.main import create_app
 from app.webhooks import worker as worker_module
 from app.webhooks.models import WebhookDelivery
 from app.webhooks.worker import Worker
-from tests.conftest import test_settings
+from tests.conftest import PG_VIA_PGBOUNCER, VIA_PGBOUNCER, test_settings
 from tests.support.clinic import CourseDriver, open_course
 from tests.support.live import live_server
 from tests.support.receiver import receiver
@@ -48,6 +48,7 @@ async def _drain(worker: Worker, until, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@VIA_PGBOUNCER
 async def test_delivery_is_signed_so_an_independent_receiver_verifies_it(hook_app, hook_client):
     world = await make_world(hook_app)
     with receiver() as inbox:
@@ -69,6 +70,7 @@ async def test_delivery_is_signed_so_an_independent_receiver_verifies_it(hook_ap
     assert "secret" not in read.json()
 
 
+@VIA_PGBOUNCER
 async def test_receiver_failing_twice_gets_the_event_on_the_third_attempt(hook_app, hook_client):
     world = await make_world(hook_app)
     with receiver(failures=2) as inbox:
@@ -106,6 +108,7 @@ async def test_backoff_grows_exponentially_up_to_a_cap():
     assert max(delays) == MAX_DELAY_SECONDS
 
 
+@VIA_PGBOUNCER
 async def test_manual_retry_redelivers_a_failed_delivery(hook_app, hook_client):
     world = await make_world(hook_app)
     with receiver() as inbox:
@@ -160,6 +163,7 @@ async def test_events_are_written_in_the_same_transaction_as_the_change(hook_app
     assert await count("course.phase_changed") == 0
 
 
+@PG_VIA_PGBOUNCER
 async def test_two_server_processes_deliver_each_event_exactly_once(postgres_url):
     """Several API processes on one PostgreSQL (SQLite is the single-process embedded default)."""
     hook_app = create_app(test_settings(postgres_url, webhook_allow_private=True))
