@@ -28,7 +28,9 @@ from app.main import create_app
 from tests.conftest import test_settings
 from tests.support.clinic import open_course
 from tests.support.databases import REQUIRE_POSTGRES, migrate
+from tests.support.infra import require_binary
 from tests.support.live import free_port
+from tests.support.pgbouncer import pgbouncer
 from tests.support.world import World, make_world
 
 DATABASE = "ipt_faults"
@@ -115,6 +117,17 @@ def cluster(private_cluster: PrivateCluster) -> Iterator[PrivateCluster]:
     private_cluster.ensure_running()
     yield private_cluster
     private_cluster.ensure_running()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def served_from(request: pytest.FixtureRequest, cluster: PrivateCluster) -> Iterator[str]:
+    """The database URL the server under test is given: the cluster itself, or a PgBouncer (transaction mode) in front of it."""
+    if request.param == "direct":
+        yield cluster.url
+        return
+    # A request waits for a server at most as long as the tests' servers wait for a pooled connection (2 s).
+    with pgbouncer(cluster.url, binary=require_binary("pgbouncer"), query_wait_timeout=2) as url:
+        yield url
 
 
 @dataclass

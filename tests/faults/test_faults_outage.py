@@ -71,10 +71,10 @@ def _unsealed_written_since(url: str, since: float) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def test_database_outage_answers_503_fast_and_recovers_without_500s(cluster):
+def test_database_outage_answers_503_fast_and_recovers_without_500s(cluster, served_from):
     clinic = make_clinic(cluster.url, CLIENTS)
     env = {"IPT_DB_POOL_TIMEOUT_SECONDS": "2", "IPT_WEBHOOK_WORKER": "true"}
-    with live_process(cluster.url, clinic.secret_key, **env) as server:
+    with live_process(served_from, clinic.secret_key, **env) as server:
         outcomes: list[Outcome] = []
         stop = threading.Event()
         deadline = time.monotonic() + 40
@@ -154,12 +154,12 @@ def test_database_outage_answers_503_fast_and_recovers_without_500s(cluster):
             time.sleep(0.2)
 
 
-def test_restart_while_idle_leaves_no_stale_pooled_connection_to_fail_on(cluster):
+def test_restart_while_idle_leaves_no_stale_pooled_connection_to_fail_on(cluster, served_from):
     clinic = make_clinic(cluster.url, 1)
     course_url = f"/v1/courses/{clinic.courses[0]['id']}"
     # No background tasks: the sealer would meet a dead connection first and have the pool flushed.
     env = {"IPT_DB_POOL_TIMEOUT_SECONDS": "2", "IPT_BACKGROUND_TASKS": "false"}
-    with live_process(cluster.url, clinic.secret_key, **env) as server, \
+    with live_process(served_from, clinic.secret_key, **env) as server, \
             ThreadPoolExecutor(12) as pool, \
             httpx.Client(base_url=server.base, headers=clinic.world.clinician.headers, timeout=CLIENT_TIMEOUT) as http:
 

@@ -66,7 +66,7 @@ def _missing(conn: psycopg.Connection, table: str, ids: list[str]) -> set[str]:
     return set(ids) - {row[0] for row in found}
 
 
-def test_sigkill_mid_write_loses_no_acknowledged_write_and_half_writes_none(cluster):
+def test_sigkill_mid_write_loses_no_acknowledged_write_and_half_writes_none(cluster, served_from):
     clinic = make_clinic(cluster.url, SESSION_WRITERS + MEASURE_WRITERS)
     headers = clinic.world.clinician.headers
     with psycopg.connect(cluster.url) as conn:
@@ -79,7 +79,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_write_and_half_writes_none(clus
     kinds += [("measure", c) for c in clinic.courses[SESSION_WRITERS:]]
     kinds += [("patient", None)] * PATIENT_WRITERS
 
-    with live_process(cluster.url, clinic.secret_key) as server:
+    with live_process(served_from, clinic.secret_key) as server:
         deadline = time.monotonic() + 25
         threads = [threading.Thread(target=_writer, args=(server.base, headers, kind, course, stop, deadline, acked, refused, cut),
                                     daemon=True) for kind, course in kinds]
@@ -103,7 +103,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_write_and_half_writes_none(clus
     assert cut, "the kill cut no request off: it did not happen mid-write"
 
     course_ids = [c["id"] for c in clinic.courses]
-    with live_process(cluster.url, clinic.secret_key) as restarted:
+    with live_process(served_from, clinic.secret_key) as restarted:
         # The restarted server serves what the killed one acknowledged, and takes writes again.
         with httpx.Client(base_url=restarted.base, headers=headers, timeout=10) as http:
             for session_id in acked["session"][-3:]:

@@ -46,7 +46,7 @@ def _wait_until_read(base: str, connections: int, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_answers_every_request_in_flight_and_exits_0(cluster):
+def test_sigterm_answers_every_request_in_flight_and_exits_0(cluster, served_from):
     clinic = make_clinic(cluster.url, 0)
     headers = {**clinic.world.clinician.headers, "Content-Type": "application/json"}
     sent_first_half = threading.Semaphore(0)
@@ -68,7 +68,7 @@ def test_sigterm_answers_every_request_in_flight_and_exits_0(cluster):
                 return None, type(exc).__name__
             return response.status_code, response.json().get("id", response.text)
 
-    with live_process(cluster.url, clinic.secret_key) as server, ThreadPoolExecutor(IN_FLIGHT) as pool:
+    with live_process(served_from, clinic.secret_key) as server, ThreadPoolExecutor(IN_FLIGHT) as pool:
         markers = [f"Inflight {i}" for i in range(IN_FLIGHT)]
         futures = [pool.submit(post, marker) for marker in markers]
         for _ in range(IN_FLIGHT):

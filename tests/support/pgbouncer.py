@@ -51,8 +51,11 @@ def admin_url(url: str) -> str:
 
 @contextmanager
 def pgbouncer(database_url: str, *, pool_size: int = 20, max_client_conn: int = 500,
-              binary: str | None = None) -> Iterator[str]:
-    """Start PgBouncer (pool_mode = transaction) in front of ``database_url``'s server; yield the URL through it; stop it."""
+              binary: str | None = None, **settings: str | int) -> Iterator[str]:
+    """Start PgBouncer (pool_mode = transaction) in front of ``database_url``'s server; yield the URL through it; stop it.
+
+    ``settings``: more lines of its [pgbouncer] section (``query_wait_timeout=5``), over the defaults here.
+    """
     binary = binary or find_pgbouncer()
     if binary is None:
         raise FileNotFoundError("pgbouncer is not installed (make infra installs it as root)")
@@ -61,25 +64,20 @@ def pgbouncer(database_url: str, *, pool_size: int = 20, max_client_conn: int = 
     directory = Path(tempfile.mkdtemp(prefix="ipt-pgbouncer-"))
     config = directory / "pgbouncer.ini"
     log = directory / "pgbouncer.log"
-    (directory / "userlist.txt").write_text(f'"{parts.username or RUN_AS}" ""\n')
-    config.write_text(f"""[databases]
-* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {directory / 'userlist.txt'}
-admin_users = {parts.username or RUN_AS}
-pool_mode = transaction
-max_client_conn = {max_client_conn}
-default_pool_size = {pool_size}
-ignore_startup_parameters = extra_float_digits
-server_check_delay = 0
-logfile = {log}
-pidfile = {directory / 'pgbouncer.pid'}
-""")
+    user = parts.username or RUN_AS
+    (directory / "userlist.txt").write_text(f'"{user}" ""\n')
+    section = {
+        "listen_addr": "127.0.0.1", "listen_port": port, "unix_socket_dir": "",
+        "auth_type": "trust", "auth_file": directory / "userlist.txt", "admin_users": user,
+        "pool_mode": "transaction", "max_client_conn": max_client_conn, "default_pool_size": pool_size,
+        # The README's production values: retry a server that was down after 1 s (not 15), and let a
+        # request wait for a server connection no longer than the app waits for one of its own (5 s, not 120).
+        "server_login_retry": 1, "query_wait_timeout": 5,
+        "logfile": log, "pidfile": directory / "pgbouncer.pid",
+        **settings,
+    }
+    config.write_text(f"[databases]\n* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n\n[pgbouncer]\n"
+                      + "".join(f"{name} = {value}\n" for name, value in section.items()))
     command = [binary, str(config)]
     if os.geteuid() == 0:
         shutil.chown(directory, RUN_AS)
