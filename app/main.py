@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,6 +44,10 @@ for clinician apps, EHR integrations and research. Errors are RFC 9457 problems 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routers, middleware, error handlers, and the shared state they use."""
     settings = settings or get_settings()
+    if settings.login_rate_limit_per_minute is not None:
+        logging.getLogger("ipt.config").warning(
+            "IPT_LOGIN_RATE_LIMIT_PER_MINUTE is no longer read: sign-in counts failures only, see "
+            "IPT_LOGIN_FAILURES_PER_ACCOUNT, IPT_LOGIN_FAILURES_PER_ADDRESS and IPT_LOGIN_FAILURE_WINDOW_SECONDS")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings)
     app.state.secrets = Secrets(settings)
-    app.state.rate_limiter = make_rate_limiter(settings.redis_url)
+    app.state.rate_limiter = make_rate_limiter(settings.redis_url, settings.redis_key_prefix)
     app.state.login_limiter = app.state.rate_limiter
     app.state.metrics = Metrics()
     app.state.accounts = AccountCache()

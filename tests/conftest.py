@@ -24,13 +24,14 @@ PG_VIA_PGBOUNCER = pytest.mark.parametrize("postgres_url", ["postgres", "pgbounc
 
 
 def test_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings for a test app: fast password hashing, generous login limits."""
+    """Settings for a test app: fast password hashing, sign-in failure budgets out of the way."""
     values = {
         "env": "test",
         "database_url": database_url,
         "password_hash_memory_kib": 1024,
         "password_hash_time_cost": 1,
-        "login_rate_limit_per_minute": 100_000,
+        "login_failures_per_account": 100_000,
+        "login_failures_per_address": 100_000,
         "rate_limit_per_minute": 0,
     }
     values.update(app_settings(database_url))  # through PgBouncer: the pooler and the direct URL

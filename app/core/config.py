@@ -42,8 +42,17 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     max_body_bytes: int = 1024 * 1024
     rate_limit_per_minute: int = 600
-    login_rate_limit_per_minute: int = 10
+    # Sign-in failures (app.identity.throttle). NIST SP 800-63B 5.2.2 asks verifiers to limit failed
+    # attempts on an account and to prefer throttling to lockouts, which let anyone lock a person out;
+    # OWASP counts failures per account, not per address, so many addresses cannot share out the guesses.
+    # Ten per account in 15 minutes is 40 guesses an hour, and a clinician who mistyped ten times waits at
+    # most 15 minutes; thirty per address stops a spray early yet leaves a clinic's NAT room for typos.
+    login_failures_per_account: int = Field(10, ge=0)
+    login_failures_per_address: int = Field(30, ge=0)
+    login_failure_window_seconds: int = Field(900, ge=1, le=24 * 3600)
+    login_rate_limit_per_minute: int | None = None  # replaced by the three above; only read to warn
     redis_url: str | None = None
+    redis_key_prefix: str = "ipt:"
     log_level: str = "INFO"
     background_tasks: bool = True
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -18,7 +18,7 @@ from app.core.http import JSON
 from app.core.openapi import errors
 from app.core.routing import api_router
 from app.deps import CurrentPrincipal
-from app.identity import tokens
+from app.identity import throttle, tokens
 from app.identity.schemas import Me, OAuthError, TokenResponse
 
 router = api_router(tags=["auth"], route_class=APIRoute)
@@ -70,15 +70,6 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote(user), unquote(password)
 
 
-async def _throttle(request: Request, account: str | None) -> None:
-    """Per client address and per account, so neither a spray nor a single target gets far."""
-    limiter, limit = request.app.state.login_limiter, request.app.state.settings.login_rate_limit_per_minute
-    client = request.client.host if request.client else "unknown"
-    for key in (f"ip:{client}", f"acct:{account.lower()}" if account else None):
-        if key is not None and (retry := await limiter.hit(f"login:{key}", limit)) is not None:
-            raise RateLimited(retry)
-
-
 async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, str] | None):
     """Dispatch to the grant the form names; (body, subject) or a GrantError."""
     secrets, grant, scope = request.app.state.secrets, field.get("grant_type"), field.get("scope")
@@ -95,8 +86,9 @@ async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, 
     raise tokens.GrantError("invalid_request", f"The {grant} grant is missing a required field.")
 
 
-def _login_event(request: Request, subject: tokens.Subject | None, status: int) -> dict:
-    event = audit.event_for(request, AuditNote(), status, "/v1/auth/token", "login" if status == 200 else "login_failed")
+def _login_event(request: Request, subject: tokens.Subject | None, status: int, **details: object) -> dict:
+    note = AuditNote(details=details)
+    event = audit.event_for(request, note, status, "/v1/auth/token", "login" if status == 200 else "login_failed")
     if subject is not None:
         event |= {"actor_type": subject[0], "actor_id": subject[1], "organization_id": subject[2],
                   "resource_type": subject[0], "resource_id": subject[1]}
@@ -121,17 +113,28 @@ async def issue_token(request: Request) -> Response:
     if any("\x00" in value for value in [*field.values(), *(basic or ())]):
         # No credential holds NUL, and PostgreSQL cannot even compare text holding it.
         return _oauth_error("invalid_request", "A field contains a NUL character.")
-    await _throttle(request, field.get("username") or (basic[0] if basic else field.get("client_id")))
+    grant = field.get("grant_type")
+    account = field.get("username") if grant == "password" else basic[0] if basic else field.get("client_id")
     engine = request.app.state.engine
+    try:
+        attempt = await throttle.admit(request, grant, account)
+    except throttle.Throttled as refused:
+        async with transaction(engine, write=True) as db:
+            subject = await tokens.named_subject(db, grant, account)
+            await audit.record(db, _login_event(request, subject, 429, throttled=refused.budgets))
+        raise RateLimited(refused.retry_after) from None
     failure: tokens.GrantError | None = None
-    async with transaction(engine, write=True) as db:
-        try:
-            body, subject = await _grant(db, request, field, basic)
-            await audit.record(db, _login_event(request, subject, 200))
-        except tokens.GrantError as exc:
-            failure = exc
-            if not exc.commit:
-                await db.rollback()  # nothing of the attempt is kept, except its audit event below
+    try:
+        async with transaction(engine, write=True) as db:
+            try:
+                body, subject = await _grant(db, request, field, basic)
+                await audit.record(db, _login_event(request, subject, 200))
+            except tokens.GrantError as exc:
+                failure = exc
+                if not exc.commit:
+                    await db.rollback()  # nothing of the attempt is kept, except its audit event below
+    finally:
+        await attempt.settle(failure.error if failure else None)
     if failure is not None:
         async with transaction(engine, write=True) as db:
             await audit.record(db, _login_event(request, failure.subject, failure.status))

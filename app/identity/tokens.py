@@ -110,3 +110,14 @@ async def client_credentials_grant(
     )
     body = {"access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": " ".join(scopes)}
     return body, ("integration", integration.id, integration.organization_id)
+
+
+async def named_subject(db: AsyncConnection, grant: str | None, name: str | None) -> Subject | None:
+    """The account a refused attempt named, if it exists (for its audit event); no credential is checked."""
+    if grant == "password" and name:
+        user = await repository.user_for_login(db, name)
+        return ("user", user.id, user.organization_id) if user else None
+    if grant == "client_credentials" and name:
+        integration = await repository.integration_for_login(db, name)
+        return ("integration", integration.id, integration.organization_id) if integration else None
+    return None

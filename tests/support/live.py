@@ -53,7 +53,8 @@ def live_process(database_url: str, secret_key: str, workers: int = 1, **env: st
         **app_environment(database_url),  # through PgBouncer: the pooler setting and the direct URL too
         "IPT_SECRET_KEY": secret_key,
         "IPT_RATE_LIMIT_PER_MINUTE": "0",
-        "IPT_LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
+        "IPT_LOGIN_FAILURES_PER_ACCOUNT": "100000",
+        "IPT_LOGIN_FAILURES_PER_ADDRESS": "100000",
         "IPT_PASSWORD_HASH_MEMORY_KIB": "1024",
         "IPT_PASSWORD_HASH_TIME_COST": "1",
         # The session's live servers share the test database: their webhook workers would race the

@@ -1,0 +1,28 @@
+"""The shared Redis of the test setup (.ci/run starts it), used only under key prefixes a test owns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def redis_prefix(expect_keys: bool = True) -> Iterator[str]:
+    """A key prefix of the caller's own; every key under it is deleted afterwards (CI may share this Redis)."""
+    import redis
+
+    prefix = f"ipt-test:{uuid.uuid4().hex}:"
+    store = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    store.ping()  # without Redis the test fails rather than pass vacuously
+    try:
+        yield prefix
+        if expect_keys:
+            assert list(store.scan_iter(f"{prefix}*")), "nothing was counted in Redis (did the limiter fall back?)"
+    finally:
+        keys = list(store.scan_iter(f"{prefix}*"))
+        if keys:
+            store.delete(*keys)
+        store.close()
