@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     login_rate_limit_per_minute: int | None = None  # replaced by the three above; only read to warn
     redis_url: str | None = None
     redis_key_prefix: str = "ipt:"
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=30)
     log_level: str = "INFO"
     background_tasks: bool = True
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -9,7 +9,7 @@ slot back and, if the attempt failed, logs the failure. Pending slots count agai
 ``limit + headroom``: parallel guesses cannot overrun a budget by more than its headroom, however
 many are sent at once.
 
-When Redis does not answer (1 s socket timeouts) the limiter logs an error and counts in this
+When Redis does not answer (within IPT_REDIS_TIMEOUT_SECONDS, 1 s) the limiter logs an error and counts in this
 process's memory for the next few seconds, then tries Redis again: limits stay on (per process:
 with N processes a guesser gets at most N times a budget), and sign-in keeps working. Failing open
 would give whoever can take Redis down unlimited guesses; failing closed would let them lock every
@@ -24,6 +24,8 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from app.core.config import Settings
 
 log = logging.getLogger("ipt.ratelimit")
 
@@ -168,11 +170,11 @@ return 0
 class RedisRateLimiter:
     """The same counts kept in Redis, shared by every API process; this process's memory while Redis is down."""
 
-    def __init__(self, url: str, prefix: str = "ipt:") -> None:
+    def __init__(self, url: str, prefix: str = "ipt:", timeout: float = 1.0) -> None:
         from redis.asyncio import Redis
         from redis.exceptions import RedisError
 
-        self._redis = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._prefix = prefix
         self._errors = (RedisError, OSError)
         self._local = MemoryRateLimiter()
@@ -181,6 +183,8 @@ class RedisRateLimiter:
         self._settle = self._redis.register_script(_SETTLE)
 
     def _down(self, exc: Exception) -> None:
+        if time.monotonic() < self._redis_again_at:
+            return  # another call in flight already found Redis down: one log line an outage
         self._redis_again_at = time.monotonic() + REDIS_RETRY_SECONDS
         log.error("Redis is not answering (%s): limits are counted in this process for %.0f s",
                   type(exc).__name__, REDIS_RETRY_SECONDS)
@@ -231,6 +235,8 @@ class RedisRateLimiter:
         await self._redis.aclose()
 
 
-def make_rate_limiter(redis_url: str | None, prefix: str = "ipt:") -> MemoryRateLimiter | RedisRateLimiter:
+def make_rate_limiter(settings: Settings) -> MemoryRateLimiter | RedisRateLimiter:
     """Redis when configured, else memory."""
-    return RedisRateLimiter(redis_url, prefix) if redis_url else MemoryRateLimiter()
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.redis_key_prefix, settings.redis_timeout_seconds)
+    return MemoryRateLimiter()

@@ -3,13 +3,14 @@ counting in the process when Redis does not answer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from app.core.ratelimit import PENDING_SECONDS, Budget, MemoryRateLimiter, RedisRateLimiter, retry_after
 from tests.support.live import free_port
-from tests.support.redisdb import REDIS_URL, redis_prefix
+from tests.support.redisdb import REDIS_TIMEOUT_SECONDS, REDIS_URL, redis_prefix
 
 WINDOW = 60.0
 T0 = 1_800_000_000.0  # a window boundary of the fixed windows this replaced (T0 % 60 == 0)
@@ -22,7 +23,7 @@ async def limiter(request: pytest.FixtureRequest):
         yield MemoryRateLimiter()
         return
     with redis_prefix() as prefix:
-        redis_limiter = RedisRateLimiter(REDIS_URL, prefix)
+        redis_limiter = RedisRateLimiter(REDIS_URL, prefix, REDIS_TIMEOUT_SECONDS)
         try:
             yield redis_limiter
         finally:
@@ -84,6 +85,7 @@ async def test_unreachable_redis_falls_back_to_counting_in_this_process(caplog):
     budget = Budget("login:acct:down", 3)
     try:
         with caplog.at_level(logging.ERROR, logger="ipt.ratelimit"):
+            await asyncio.gather(*(dead.hit(f"user:{n}", 10) for n in range(20)))  # all find it down at once
             waits = [await _fail(dead, budget, T0 + n, f"d{n}") for n in range(4)]
             assert await dead.hit("user:down", 1) is None and await dead.hit("user:down", 1) is not None
     finally:

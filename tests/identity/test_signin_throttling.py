@@ -22,7 +22,7 @@ from app.identity import repository as identity
 from app.main import create_app
 from tests.conftest import test_settings
 from tests.support.live import live_server
-from tests.support.redisdb import REDIS_URL, redis_prefix
+from tests.support.redisdb import REDIS_TIMEOUT_SECONDS, REDIS_URL, redis_prefix
 from tests.support.world import PASSWORD, World, make_world
 
 WRONG = "wrong-password-guess"
@@ -37,7 +37,7 @@ async def throttled_app(app: FastAPI, database_url: str, limiter: str, **limits:
         if limiter == "redis":
             # Failures outlive the test (and prove Redis counted them) unless its window is shorter than the test.
             prefix = stack.enter_context(redis_prefix(expect_keys=limits.get("login_failure_window_seconds", 900) > 60))
-            backend = {"redis_url": REDIS_URL, "redis_key_prefix": prefix}
+            backend = {"redis_url": REDIS_URL, "redis_key_prefix": prefix, "redis_timeout_seconds": REDIS_TIMEOUT_SECONDS}
         budgets = {"login_failures_per_account": 10, "login_failures_per_address": 30, **limits}
         settings = test_settings(database_url, secret_key=app.state.settings.secret_key, **budgets, **backend)
         application = create_app(settings)
@@ -199,8 +199,8 @@ async def test_throttled_account_signs_in_once_retry_after_has_passed(app, datab
 
 
 def _live_env(prefix: str) -> dict[str, str]:
-    return {"IPT_REDIS_URL": REDIS_URL, "IPT_REDIS_KEY_PREFIX": prefix, "IPT_LOGIN_FAILURES_PER_ACCOUNT": "10",
-            "IPT_LOGIN_FAILURES_PER_ADDRESS": "30"}
+    return {"IPT_REDIS_URL": REDIS_URL, "IPT_REDIS_KEY_PREFIX": prefix, "IPT_REDIS_TIMEOUT_SECONDS": str(REDIS_TIMEOUT_SECONDS),
+            "IPT_LOGIN_FAILURES_PER_ACCOUNT": "10", "IPT_LOGIN_FAILURES_PER_ADDRESS": "30"}
 
 
 async def test_parallel_wrong_passwords_over_http_stop_at_the_account_budget(app, database_url, world):

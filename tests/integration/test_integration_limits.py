@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from app.main import create_app
 from tests.conftest import test_settings
 from tests.support.live import live_server
-from tests.support.redisdb import REDIS_URL, redis_prefix
+from tests.support.redisdb import REDIS_TIMEOUT_SECONDS, REDIS_URL, redis_prefix
 from tests.support.world import make_world
 
 MIB = 1024 * 1024
@@ -175,7 +175,8 @@ async def test_redis_shares_the_rate_limit_between_two_server_processes(pg_app, 
     caller = world.clinician
     secret = app.state.settings.secret_key
     with redis_prefix() as prefix:
-        env = {"IPT_REDIS_URL": REDIS_URL, "IPT_REDIS_KEY_PREFIX": prefix, "IPT_RATE_LIMIT_PER_MINUTE": "6"}
+        env = {"IPT_REDIS_URL": REDIS_URL, "IPT_REDIS_KEY_PREFIX": prefix,
+               "IPT_REDIS_TIMEOUT_SECONDS": str(REDIS_TIMEOUT_SECONDS), "IPT_RATE_LIMIT_PER_MINUTE": "6"}
         with ExitStack() as stack, ThreadPoolExecutor(2) as pool:  # start both servers at once
             first, second = pool.map(stack.enter_context, [live_server(database_url, secret, **env) for _ in range(2)])
             _wait_for_fresh_window(5)

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# The test machine is shared: under `make test` a process's event loop can stall past the service's 1 s
+# Redis timeout, and the limiter would fall back to memory (its own test proves that) mid-test.
+REDIS_TIMEOUT_SECONDS = 10
 
 
 @contextmanager
