@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install infra migrate openapi bench bench-export clean
+.PHONY: run test install infra migrate openapi bench bench-audit bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ openapi: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# Get a course and record a measure against the floor before and after 50,000,000 sealed audit events
+# are added (about 40 minutes and 60 GB of disk here: bench/README.md); its own section of RESULTS.md.
+bench-audit: install
+	$(BIN)/python bench/run.py --only get_course,record_measure --big-list 0 --no-pgbouncer --no-processes \
+		--audit-events $${AUDIT_EVENTS:-50000000}
 
 bench-export: install
 	$(BIN)/python bench/export_bench.py

@@ -87,7 +87,10 @@ pool = AsyncConnectionPool(
     os.environ["FLOOR_DATABASE_URL"],
     min_size=int(os.environ.get("FLOOR_POOL_SIZE", "10")),  # the API's IPT_DB_POOL_SIZE default
     max_size=int(os.environ.get("FLOOR_POOL_SIZE", "10")),
-    kwargs={"row_factory": dict_row, "autocommit": True},  # writes open their transaction themselves
+    # Writes open their transaction themselves. Through PgBouncer's transaction pooling (FLOOR_PREPARE=0)
+    # no statement is prepared: PgBouncer 1.18 would run it on a server connection that never saw it.
+    kwargs={"row_factory": dict_row, "autocommit": True,
+            **({"prepare_threshold": None} if os.environ.get("FLOOR_PREPARE") == "0" else {})},
     open=False,
 )
 

@@ -151,9 +151,14 @@ def quiet_disk(database_url: str, probe: Path) -> None:
         print(f"(the disk was still slow to fsync after {QUIET_WAIT_SECONDS:.0f} s; measuring anyway)")
 
 
-def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, prepare: Prepare, out: Path, pid: int,
+def _cpu_of(pids: list[int]) -> float | None:
+    spent = [cpu_seconds(pid) for pid in pids]
+    return None if None in spent else sum(spent)
+
+
+def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, prepare: Prepare, out: Path, pids: list[int],
           database_url: str) -> dict:
-    """A quiet disk, a warm-up (discarded), then the measured run, with the CPU the server and PostgreSQL spent on it."""
+    """A quiet disk, a warm-up (discarded), then the measured run, with the CPU the servers and PostgreSQL spent on it."""
     quiet_disk(database_url, out.with_name("fsync-probe"))
     if args.warmup and args.warmup not in ("0", "0s"):
         warm = subprocess.run(wrk_command(wrk, args, script, base, args.warmup, prepare()), capture_output=True,
@@ -163,9 +168,9 @@ def drive(wrk: str, args: argparse.Namespace, script: Path, base: str, prepare: 
         settle(database_url)
     command = wrk_command(wrk, args, script, base, args.duration, prepare())
     load = os.getloadavg()[0]
-    server_before, postgres_before = cpu_seconds(pid), backends_cpu(database_url)
+    server_before, postgres_before = _cpu_of(pids), backends_cpu(database_url)
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    server_after, postgres_after = cpu_seconds(pid), backends_cpu(database_url)
+    server_after, postgres_after = _cpu_of(pids), backends_cpu(database_url)
     settle(database_url)
     out.write_text(done.stdout + done.stderr)
     if done.returncode != 0:

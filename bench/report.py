@@ -14,7 +14,8 @@ import psycopg
 from common import ROOT
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-KEPT_SECTION = "\n## Research export"  # bench/export_bench.py's section, kept as it is
+AUDIT_SECTION = "\n## With "  # make bench-audit's section (--audit-events), kept by the other runs
+KEPT_SECTIONS = (AUDIT_SECTION, "\n## Research export")  # the second: bench/export_bench.py's
 READS = ("get_course", "list_small", "list_big", "outcomes")
 
 
@@ -114,6 +115,117 @@ def targets_text(found: list[tuple[str, bool | None, str]]) -> str:
                      for text, met, numbers in found)
 
 
+def _pgbouncer(results: dict[str, dict[str, dict]]) -> str:
+    header = ("| endpoint | API req/s (direct, PgBouncer) | **PgBouncer / direct** | API p50 (direct, PgBouncer) "
+              "| API p99 (direct, PgBouncer) | server CPU ms/req (direct, PgBouncer) "
+              "| PostgreSQL CPU ms/req (direct, PgBouncer) | API / floor (direct, both through PgBouncer) "
+              "| extra: floor through PgBouncer / direct |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, through in results["pgbouncer"].items():
+        plain = results["direct"][name]
+        a, b = plain["api"], through["api"]
+        lines.append(
+            f"| {through['endpoint'].label} | {a['rps']:,.0f}, {b['rps']:,.0f} | **{b['rps'] / a['rps']:.2f}** "
+            f"| {_ms(a['p50'])}, {_ms(b['p50'])} | {_ms(a['p99'])}, {_ms(b['p99'])} "
+            f"| {_cpu(a.get('server_cpu_ms'))}, {_cpu(b.get('server_cpu_ms'))} "
+            f"| {_cpu(a.get('postgres_cpu_ms'))}, {_cpu(b.get('postgres_cpu_ms'))} "
+            f"| {ratio(plain):.2f}, {ratio(through):.2f} | {through['floor']['rps'] / plain['floor']['rps']:.2f} |")
+    return f"""## Through PgBouncer
+
+Get a course and record a measure again, right after their direct runs, with the API (`ipt serve` and
+`ipt worker`) connected to PgBouncer 1.18 in transaction pooling mode (`IPT_DATABASE_URL`; `IPT_DATABASE_DIRECT_URL`
+straight to PostgreSQL for what needs a session); the floor through the same PgBouncer (no prepared
+statements) is an extra. Errors (API, floor): {", ".join(f"{r['api']['errors']}, {r['floor']['errors']}"
+                                                          for r in results["pgbouncer"].values())}.
+
+{chr(10).join(lines)}"""
+
+
+def _processes(results: dict[str, dict[str, dict]], info: dict) -> str:
+    checks = []
+    for c in info["processes"]["checks"]:
+        checks.append(
+            f"- after {c['label']}: {c['events']:,} webhook events fanned out to the subscription, "
+            f"**{c['delivered_once']:,} delivered exactly once** ({c['duplicated']} more than once, {c['missing']} "
+            f"missing, {c['unexpected']} unexpected, {c['not_delivered']} not marked delivered, {c['bad_signatures']} "
+            f"bad signatures); {c['audit_events']:,} audit events since the configuration started, "
+            f"**{c['sealed']:,} sealed** ({c['unsealed']} unsealed, {c['sealed_twice']} twice); "
+            f"`ipt audit verify`: {c['verify']}; all drained {c['drain_seconds']:.1f} s after the run"
+            f"{'' if c['ok'] else ': **FAILED**'}")
+    single = [f"{r['endpoint'].label} {r['api']['rps'] / results['direct'][n]['api']['rps']:.2f}x"
+              for n, r in results["processes"].items()]
+    return f"""## Two API processes and a worker behind nginx
+
+Two `ipt serve --workers 1` processes (IPT_BACKGROUND_TASKS=false, IPT_TRUSTED_PROXIES=127.0.0.1) and one
+`ipt worker` behind nginx (one worker process, round-robin over both, keepalive to them), against two floor
+processes behind the same nginx configuration; wrk drives nginx. The benchmarked organization has a
+webhook subscription for every event type to a receiver on loopback (tests/support/receiver.py, checking
+each signature), so record a measure's `measure.recorded` events are delivered during the runs. After each
+API run, with the worker still running, the bench waits for the outbox to be fanned out, every delivery
+made and every audit event sealed, then counts deliveries by `webhook-id` at the receiver. Server CPU is
+both processes' (nginx's is not counted, on either side).
+
+{table(results["processes"])}
+
+{details(results["processes"])}
+
+{chr(10).join(checks)}
+
+The API's rate with two processes against one (the direct runs above): {", ".join(single)}."""
+
+
+def _each(runs: list[dict], field: str) -> str:
+    return ", ".join(f"{r['api']['rps']:,.0f}" if field == "rps" else _ms(r["api"][field]) for r in runs)
+
+
+def _audit(results: dict[str, dict[str, dict]], info: dict) -> str:
+    a = info["audit"]
+    keys = ("direct", "without_audit_2", "with_audit_1", "with_audit_2")
+    header = ("| endpoint | API / floor without (run 1, run 2) | API / floor with the audit events (run 1, run 2) "
+              "| API req/s without | API req/s with | API p99 without | API p99 with |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in results["with_audit_1"]:
+        runs = [results[k][name] for k in keys]
+        lines.append(
+            f"| {runs[0]['endpoint'].label} | {ratio(runs[0]):.2f}, {ratio(runs[1]):.2f} "
+            f"| **{ratio(runs[2]):.2f}, {ratio(runs[3]):.2f}** "
+            f"| {_each(runs[:2], 'rps')} | {_each(runs[2:], 'rps')} | {_each(runs[:2], 'p99')} | {_each(runs[2:], 'p99')} |")
+    m = info["machine"]
+    loads = ", ".join(f"{r['api']['load']:.2f}" for k in keys for r in results[k].values())
+    return f"""## With {a['events']:,} audit events
+
+Written by `make bench-audit` (`bench/run.py --audit-events N`); each such run replaces this section only.
+
+- Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}; code: {info['revision']}; machine: nproc={m['nproc']}, {m['cpu']};
+  1-minute load average before each API run: {loads}
+- Data: the bench's seed (scale {info['scale']}, {info['counts']['course']:,} courses, {info['counts']['measure']:,} measures); load as
+  above (`wrk -t{info['wrk'][0]} -c{info['wrk'][1]} -d{info['wrk'][2]}` after a {info['wrk'][3]} warm-up, the API with its worker).
+
+Get a course and record a measure are measured against the floor, then once more, then {a['events']:,} audit events added
+(bench/audit_seed.py: {a['description']}), then both endpoints twice more, each run against the floor
+as above. Adding them took {a['seconds']:.0f} s ({a['rate']:,.0f} events/s; CPU: {a['python_cpu_s']:.0f} s in Python,
+generating and hashing, {a['postgres_cpu_s']:.0f} s in PostgreSQL; then VACUUM ANALYZE {a['vacuum_seconds']:.0f} s); the audit
+tables then held {a['bytes'] / 1e9:.1f} GB with their indexes. After the runs, `ipt audit seal` and
+`ipt audit verify --org <the benchmarked organization>`: {a['verify']} (the runs' events chained after the seeded ones).
+
+{chr(10).join(lines)}"""
+
+
+def audit_section(results: dict[str, dict[str, dict]], info: dict) -> str:
+    """make bench-audit's section of RESULTS.md."""
+    return _audit(results, info)
+
+
+def extra_sections(results: dict[str, dict[str, dict]], info: dict) -> list[str]:
+    """The sections of the configurations run besides the direct one (issue 18)."""
+    found = []
+    if "pgbouncer" in results:
+        found.append(_pgbouncer(results))
+    if "processes" in info:
+        found.append(_processes(results, info))
+    return found
+
+
 # --- RESULTS.md --------------------------------------------------------------------------------
 def quote(command: list[str]) -> str:
     """A command line with repository paths made relative and the token hidden."""
@@ -162,8 +274,10 @@ def versions(wrk: str, database_url: str) -> dict[str, str]:
     return found
 
 
-def document(results: dict[str, dict], args, info: dict) -> str:
+def document(by_config: dict[str, dict[str, dict]], args, info: dict) -> str:
     """The whole of RESULTS.md up to the sections other benchmarks keep."""
+    results = by_config["direct"]
+    api_command, floor_command = info["configs"]["direct"]
     m, c = info["machine"], info["counts"]
     env_line = "IPT_ENV=production IPT_SECRET_KEY=<random 48 bytes> IPT_RATE_LIMIT_PER_MINUTE=0 IPT_LOG_LEVEL=WARNING"
     steps = "; ".join(f"{k} {v:.0f} s" for k, v in info["timings"].items())
@@ -173,12 +287,12 @@ def document(results: dict[str, dict], args, info: dict) -> str:
         (f"IPT_DATABASE_URL=... {env_line} ipt bootstrap --org 'Bench Organization' "
          "--admin-email admin@bench.ipt.example --admin-password <random>"),
         "# then bench/seed.py fills it by COPY (the sizes above); every account's password is one random password",
-        f"IPT_DATABASE_URL=... {env_line} {quote(info['worker_command'])} &",
-        f"IPT_DATABASE_URL=... {env_line} IPT_BACKGROUND_TASKS=false {quote(info['api_command'])}",
+        f"IPT_DATABASE_URL=... {env_line} .venv/bin/ipt worker &",
+        f"IPT_DATABASE_URL=... {env_line} IPT_BACKGROUND_TASKS=false {quote(api_command)}",
     ]
     commands += [quote(r["api"]["command"]) for r in results.values()]
     floor_env = f"FLOOR_DATABASE_URL=... FLOOR_ACTOR_ID=<the clinician's id> FLOOR_POOL_SIZE={info['pool_size']}"
-    commands += ["", f"{floor_env} {quote(info['floor_command'])}"]
+    commands += ["", f"{floor_env} {quote(floor_command)}"]
     commands += [quote(r["floor"]["command"]) for r in results.values()]
     found = targets(results, args.connections)
     extra = list_line(results)
@@ -213,7 +327,7 @@ Targets (issue 8):
 Details:
 
 {details(results)}
-
+{"".join(chr(10) + text + chr(10) for text in extra_sections(by_config, info))}
 ## Commands
 
 ```sh
@@ -223,10 +337,20 @@ Details:
 
 
 def write_results(text: str) -> None:
-    """Replace RESULTS.md up to the research export section, which bench/export_bench.py keeps."""
-    kept = ""
-    if RESULTS.exists():
-        old = RESULTS.read_text()
-        start = old.find(KEPT_SECTION)
-        kept = old[start:] if start >= 0 else ""
-    RESULTS.write_text(text + kept)
+    """Replace RESULTS.md up to the sections other runs keep (the audit events', the research export's)."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    starts = [i for marker in KEPT_SECTIONS if (i := old.find(marker)) >= 0]
+    RESULTS.write_text(text + (old[min(starts):] if starts else ""))
+
+
+def write_section(marker: str, text: str) -> None:
+    """Replace one kept section of RESULTS.md (from ``marker`` to the next section), or add it before the later ones."""
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    start = old.find(marker)
+    if start < 0:
+        later = [i for m in KEPT_SECTIONS[KEPT_SECTIONS.index(marker) + 1:] if (i := old.find(m)) >= 0]
+        start = end = min(later) if later else len(old)
+    else:
+        end = old.find("\n## ", start + len(marker))
+        end = len(old) if end < 0 else end
+    RESULTS.write_text(old[:start] + "\n" + text.strip() + "\n" + old[end:])
