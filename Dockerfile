@@ -8,7 +8,8 @@
 #
 # IPT_SECRET_KEY and IPT_DATABASE_URL must be provided: the image holds no secret, and with
 # IPT_ENV=production the service refuses to start without a real key (at least 32 bytes).
-# The other IPT_* settings (README.md) can be passed the same way.
+# The other IPT_* settings (README.md) can be passed the same way; behind a reverse proxy, set
+# IPT_TRUSTED_PROXIES to its address (uvicorn's own X-Forwarded-For handling is off in ipt serve).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

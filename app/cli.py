@@ -227,6 +227,8 @@ def serve(host: str, port: int, workers: int) -> None:
     # with status -15: supervisors (systemd, Kubernetes, docker stop) would count a clean stop as a
     # crash. This handler is the one that second SIGTERM meets (and one before uvicorn starts).
     signal.signal(signal.SIGTERM, _stopped_by_sigterm)
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from 127.0.0.1 (its default
+    # forwarded_allow_ips); only IPT_TRUSTED_PROXIES decides whose forwarding headers count (app.core.proxy).
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=False, proxy_headers=False, server_header=False, log_config=_log_config(settings.log_level))
 

@@ -22,6 +22,7 @@ from app.core.limits import BodyLimitMiddleware
 from app.core.middleware import RequestIdMiddleware
 from app.core.observability import Metrics, ObservabilityMiddleware
 from app.core.openapi import operation_id
+from app.core.proxy import ProxyHeadersMiddleware, TrustedProxies
 from app.core.ratelimit import make_rate_limiter
 from app.core.routing import mount
 from app.core.security import Secrets
@@ -107,4 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:  # outermost, so every layer sees the real client; absent, it costs nothing
+        app.add_middleware(ProxyHeadersMiddleware, trusted=TrustedProxies(settings.trusted_proxies),
+                           family=settings.proxy_headers)
     return app

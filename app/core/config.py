@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_KEYS = {"", "changeme", "change-me", "changethis", "secret", "please-change-me"}
 DEV_KEY_FILE = Path(".ipt-secret-key")
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(14, ge=1, le=365)
     password_hash_memory_kib: int = Field(65536, ge=8)
     password_hash_time_cost: int = Field(3, ge=1)
-    cors_origins: list[str] = []
+    cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated, not JSON
     max_body_bytes: int = 1024 * 1024
     rate_limit_per_minute: int = 600
     # Sign-in failures (app.identity.throttle). NIST SP 800-63B 5.2.2 asks verifiers to limit failed
@@ -59,12 +60,25 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     webhook_worker: bool = True
     webhook_allow_private: bool = False
+    # Reverse proxies whose forwarding headers are believed (app.core.proxy): addresses and CIDR networks.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    proxy_headers: Literal["x-forwarded", "forwarded"] = "x-forwarded"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"IPT_TRUSTED_PROXIES: {entry!r} is not an IP address or network") from None
         return value
 
     @model_validator(mode="after")
