@@ -36,12 +36,19 @@ class Receiver:
         return [r for r in self.received if r["signature_ok"]]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # not 5: a worker delivering 20 at once had connections wait out a SYN retry (1 s)
+
+
 @contextmanager
 def receiver(failures: int = 0) -> Iterator[Receiver]:
     """Run a receiver on 127.0.0.1; stop it on exit."""
     state = Receiver(failures=failures)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the worker's client reuses its connections
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with state.lock:
@@ -53,12 +60,13 @@ def receiver(failures: int = 0) -> Iterator[Receiver]:
                 if not fail:
                     state.received.append({"id": msg_id, "timestamp": stamp, "signature_ok": ok, "body": json.loads(body)})
             self.send_response(500 if fail else 204)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
