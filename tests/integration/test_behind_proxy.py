@@ -152,3 +152,26 @@ async def test_sign_in_throttling_counts_each_client_behind_nginx_apart(app, dep
     # Straight to the app, forged X-Forwarded-For values share the one real address's budget.
     statuses = [await _fail_sign_in(direct, {**SPOOF, "X-Forwarded-For": f"198.51.100.{i}"}) for i in range(LOGIN_FAILURES + 1)]
     assert statuses == [400] * LOGIN_FAILURES + [429]
+
+
+async def test_forwarded_mode_behind_nginx_balancing_two_processes(app, database_url, world):
+    """IPT_PROXY_HEADERS=forwarded: RFC 7239 Forwarded is believed and X-Forwarded-For is not; nginx spreads requests."""
+    binary = require_binary("nginx")
+    env = {"IPT_TRUSTED_PROXIES": "127.0.0.2/31", "IPT_PROXY_HEADERS": "forwarded"}  # a network: .2 and .3
+    key = app.state.settings.secret_key
+    # nginx writes Forwarded (replacing any the client sent) and passes the client's X-Forwarded-* through.
+    forwarded = {"Forwarded": f"for=$remote_addr;proto=https;host={PUBLIC_HOST}", "X-Forwarded-For": "$http_x_forwarded_for",
+                 "X-Forwarded-Proto": "$http_x_forwarded_proto", "X-Forwarded-Host": "$http_x_forwarded_host"}
+    with live_process(database_url, key, **env) as one, live_process(database_url, key, **env) as two, \
+            nginx_proxy([one.base, two.base], bind_address="127.0.0.2", binary=binary, extra_headers=forwarded) as proxy:
+        async with _http(proxy, "127.0.0.7") as http:
+            for _ in range(4):
+                request_id = uuid.uuid4().hex
+                headers = {**world.clinician.headers, **SPOOF, "X-Request-ID": request_id}
+                assert (await http.get("/v1/patients", headers=headers)).status_code == 200
+                assert await _audited_address(app, request_id) == ["127.0.0.7"]
+            statement = (await http.get("/fhir/r4/metadata", headers=SPOOF)).json()
+            assert statement["implementation"]["url"] == f"https://{PUBLIC_HOST}/fhir/r4"
+        for server in (one, two):  # round robin: each process answered some of the four
+            metrics = httpx.get(f"{server.base}/metrics").text
+            assert 'ipt_requests_total{route="/v1/patients",method="GET",status="200"}' in metrics, server.base

@@ -29,7 +29,7 @@ FORWARDING_HEADERS = {
 
 
 def nginx_config(directory: Path, upstreams: list[str], listen: str, bind_address: str | None,
-                 headers: dict[str, str], worker_processes: int) -> str:
+                 headers: dict[str, str], worker_processes: int, access_log: bool = True) -> str:
     """nginx.conf: one server balancing round-robin over the upstreams (kept-alive HTTP/1.1 connections)."""
     servers = "\n".join(f"        server {upstream.removeprefix('http://').rstrip('/')};" for upstream in upstreams)
     header_lines = "\n".join(f'            proxy_set_header {name} "{value}";' for name, value in headers.items())
@@ -41,7 +41,7 @@ pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {directory / "access.log"};
+    access_log {directory / "access.log" if access_log else "off"};
 {temp_paths}
     client_max_body_size 0;  # the app's own limit answers (413 payload_too_large)
     upstream ipt {{
@@ -76,17 +76,18 @@ def _stop(process: subprocess.Popen) -> None:
 @contextmanager
 def nginx_proxy(upstreams: list[str], listen_port: int | None = None, bind_address: str | None = None,
                 extra_headers: dict[str, str] | None = None, listen_address: str = "127.0.0.1",
-                worker_processes: int = 1, binary: str = "nginx") -> Iterator[str]:
+                worker_processes: int = 1, access_log: bool = True, binary: str = "nginx") -> Iterator[str]:
     """Run nginx proxying to ``upstreams`` (``host:port`` or ``http://host:port``); yield its base URL; stop it.
 
     ``bind_address`` is the address nginx connects upstream from (``proxy_bind``), so the app can tell it
-    from other loopback peers; ``extra_headers`` are more ``proxy_set_header`` lines (nginx values).
+    from other loopback peers; ``extra_headers`` are more ``proxy_set_header`` lines (nginx values; they
+    replace the README's defaults of the same name). ``access_log=False`` for benchmarks.
     """
     port = listen_port or free_port()
     directory = Path(tempfile.mkdtemp(prefix="ipt-nginx-"))
     config = directory / "nginx.conf"
     config.write_text(nginx_config(directory, upstreams, f"{listen_address}:{port}", bind_address,
-                                   FORWARDING_HEADERS | (extra_headers or {}), worker_processes))
+                                   FORWARDING_HEADERS | (extra_headers or {}), worker_processes, access_log))
     log = directory / "error.log"
     command = [binary, "-p", str(directory), "-c", str(config), "-e", str(log)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
