@@ -77,8 +77,8 @@ from report import (
 )
 from seed import POOL_ATTENDED, Seeded, Sizes, seed
 from processes import deliveries
-from proxy import nginx
 from servers import free_port, get_token, http, running, serving
+from tests.support.nginx import nginx_proxy
 from tests.support.pgbouncer import app_environment, pgbouncer
 from workloads import LAST_MIDDLE_NUMBER, Endpoint, Workloads, endpoints, probe, same_data
 
@@ -171,7 +171,8 @@ def served(side: Side) -> Iterator[tuple[str, list[int]]]:
         many = len(side.ports) > 1
         started = [stack.enter_context(serving(f"{side.name}-{n + 1}" if many else side.name, side.command(port),
                                                side.env, port, OUT)) for n, port in enumerate(side.ports)]
-        base = stack.enter_context(nginx(list(side.ports))) if many else started[0][0]
+        proxy = nginx_proxy([f"127.0.0.1:{port}" for port in side.ports]) if many else None
+        base = stack.enter_context(proxy) if proxy else started[0][0]
         yield base, [process.pid for _, process in started]
 
 
