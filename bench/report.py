@@ -158,7 +158,7 @@ def _processes(results: dict[str, dict[str, dict]], info: dict) -> str:
 
 Two `ipt serve --workers 1` processes (IPT_BACKGROUND_TASKS=false, IPT_TRUSTED_PROXIES=127.0.0.1) and one
 `ipt worker` behind nginx (tests/support/nginx.py: one worker process, round-robin over both, keepalive to them,
-the README's forwarding headers, its access log), against two floor
+the README's forwarding headers, no access log), against two floor
 processes behind the same nginx configuration; wrk drives nginx. The benchmarked organization has a
 webhook subscription for every event type to a receiver on loopback (tests/support/receiver.py, checking
 each signature), so record a measure's `measure.recorded` events are delivered during the runs. After each

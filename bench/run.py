@@ -171,7 +171,7 @@ def served(side: Side) -> Iterator[tuple[str, list[int]]]:
         many = len(side.ports) > 1
         started = [stack.enter_context(serving(f"{side.name}-{n + 1}" if many else side.name, side.command(port),
                                                side.env, port, OUT)) for n, port in enumerate(side.ports)]
-        proxy = nginx_proxy([f"127.0.0.1:{port}" for port in side.ports]) if many else None
+        proxy = nginx_proxy([f"127.0.0.1:{port}" for port in side.ports], access_log=False) if many else None
         base = stack.enter_context(proxy) if proxy else started[0][0]
         yield base, [process.pid for _, process in started]
 
