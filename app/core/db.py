@@ -88,12 +88,13 @@ def _refuse_a_pooler(pool: sa.Pool) -> None:
     (its cancel key), which PostgreSQL's pg_backend_pid() then contradicts: one round trip per new connection.
     """
 
-    @event.listens_for(pool, "connect")
+    @event.listens_for(pool, "connect", insert=True)  # before the dialect's own queries, which would fail first
     def _connected(dbapi_conn, _record):
         driver = dbapi_conn._connection
-        if await_(driver.fetchval("SELECT pg_backend_pid()")) != driver.get_server_pid():
-            await_(driver.close())
-            raise ConfigError(POOLER)
+        # Unnamed: a named statement could meet one another client left on the pooler's server connection.
+        backend = await_(driver.prepare("SELECT pg_backend_pid()", name=""))
+        if await_(backend.fetchval()) != driver.get_server_pid():
+            raise ConfigError(POOLER)  # SQLAlchemy closes the connection
 
 
 async def refuse_misconfiguration(engine: AsyncEngine) -> None:

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from fastapi import FastAPI
 
 from app.identity.accounts import AccountCache, key
 from app.main import create_app
-from tests.conftest import test_settings
+from tests.conftest import PG_VIA_PGBOUNCER, VIA_PGBOUNCER, test_settings
+from tests.support.pgbouncer import admin_url, app_settings
 from tests.support.world import make_world
 
 LIVE_WITHIN_SECONDS = 10.0
@@ -63,6 +65,7 @@ def _sql(database_url: str, statement: str, *params: object) -> None:
         conn.execute(statement, params)
 
 
+@VIA_PGBOUNCER
 @pytest.mark.parametrize("who, path, change", [
     ("clinician", "/v1/me", "UPDATE app_user SET active = false WHERE id = %s"),
     ("ehr", "/v1/patients", "UPDATE integration SET deleted_at = now() WHERE id = %s"),
@@ -81,6 +84,7 @@ async def test_an_operators_sql_change_bites_without_a_restart(served, database_
         await asyncio.sleep(0.01)
 
 
+@VIA_PGBOUNCER
 async def test_a_role_removed_through_the_api_bites_at_the_next_request(served):
     app, client = served
     world = await make_world(app)
@@ -93,6 +97,7 @@ async def test_a_role_removed_through_the_api_bites_at_the_next_request(served):
     assert (await client.get("/v1/patients", headers=world.clinician.headers)).status_code == 403
 
 
+@PG_VIA_PGBOUNCER
 async def test_without_its_listen_connection_the_cache_is_not_trusted(postgres_url):
     async with _serving(postgres_url) as (app, client):
         await _listener_lost_then_back(app, client, postgres_url)
@@ -112,6 +117,7 @@ async def _listener_lost_then_back(app: FastAPI, client: httpx.AsyncClient, data
     await _until(lambda: app.state.accounts.live)  # and it comes back by itself
 
 
+@VIA_PGBOUNCER
 async def test_accounts_are_cached_only_where_changes_are_announced(served, database_url):
     app, client = served
     world = await make_world(app)
@@ -149,3 +155,43 @@ def test_entries_expire_and_memory_is_bounded():
     assert cache.get(key("user", "u4")) == {"n": 4}
     time.sleep(0.06)
     assert cache.get(key("user", "u4")) is None
+
+
+def _listening(direct_url: str) -> set[int]:
+    """The server processes of this database's LISTEN connections."""
+    with psycopg.connect(direct_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()").fetchall()
+    return {pid for (pid,) in rows}
+
+
+@pytest.mark.parametrize("postgres_url", ["pgbouncer"], indirect=True)
+async def test_through_pgbouncer_listen_goes_to_the_server_itself_and_changes_still_evict(postgres_url):
+    direct = app_settings(postgres_url)["database_direct_url"]
+    async with _serving(postgres_url) as (app, client):
+        world = await make_world(app)
+        assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 200  # served through PgBouncer
+        with psycopg.connect(admin_url(postgres_url), autocommit=True, row_factory=dict_row) as admin:
+            pooled = {row["remote_pid"] for row in admin.execute("SHOW SERVERS").fetchall()}
+        listening = _listening(direct)
+        assert pooled and listening and not listening & pooled, (listening, pooled)
+        assert app.state.accounts.get(key("user", world.clinician.id)) is not None  # cached: the listener is live
+
+        _sql(direct, "UPDATE app_user SET active = false WHERE id = %s", world.clinician.id)
+        await _until(lambda: app.state.accounts.get(key("user", world.clinician.id)) is None, 2.0)
+        assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 401
+
+
+@pytest.mark.parametrize("postgres_url", ["pgbouncer"], indirect=True)
+async def test_a_listen_url_that_leads_to_pgbouncer_is_never_trusted(postgres_url, caplog):
+    """LISTEN through a transaction pooler would hear nothing: the cache stays off, and changes bite at once."""
+    app = create_app(test_settings(postgres_url, background_tasks=False, database_direct_url=postgres_url))
+    async with app.router.lifespan_context(app):
+        await _until(lambda: "goes through a connection pooler" in caplog.text)
+        world = await make_world(app)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 200
+            assert not app.state.accounts.live and app.state.accounts.get(key("user", world.clinician.id)) is None
+            _sql(postgres_url, "UPDATE app_user SET active = false WHERE id = %s", world.clinician.id)
+            assert (await client.get("/v1/me", headers=world.clinician.headers)).status_code == 401
