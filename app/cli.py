@@ -137,11 +137,19 @@ class _ProgressBar:
         self.stream.flush()
 
 
+def _operator() -> str | None:
+    """The login name of whoever runs the command, for the audit event."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container): the event still says "operator"
+        return None
+
+
 def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters: dict[str, Any] | None = None,
            progress_stream: Any = None) -> dict[str, Any]:
     """Write a research export to ``out`` (the API's rows, made by the same generator) and audit it as an operator's."""
-    import getpass
-
     from app.audit import writer as audit_writer
     from app.core.db import transaction
     from app.core.errors import NotFound
@@ -149,10 +157,7 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
 
     stream = progress_stream if progress_stream is not None else sys.stderr
     job = service.Export(dataset, profile, fmt, service.ExportFilters(**(filters or {})))
-    try:
-        operator = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (a container): the event still says "operator"
-        operator = None
+    operator = _operator()
 
     async def run() -> dict[str, Any]:
         partial = out.with_name(out.name + ".part")
@@ -239,6 +244,35 @@ async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
     return await repository.verify(db, org)
 
 
+def archive_audit(before: str, out: Path | None) -> dict[str, Any]:
+    """Archive the audit log's whole months before ``before`` to a file and take them out (see app/audit/archive.py)."""
+    from app.audit import archive
+
+    async def run() -> dict[str, Any]:
+        async with _engine() as engine:
+            return await archive.archive(engine, before, out or Path(f"audit-archive-before-{before}.ndjson"), _operator())
+
+    try:
+        return asyncio.run(run())
+    except archive.ArchiveRefused as exc:
+        raise CliError(f"nothing archived: {exc}") from None
+
+
+def verify_archive_file(path: Path) -> str:
+    """Check an archive file on its own; the line to print when it is intact."""
+    from app.audit import archive
+
+    if not path.is_file():
+        raise CliError(f"no archive file {path}")
+    header, problems = archive.verify_file(path)
+    if problems:
+        for org, problem in problems:
+            print(f"organization {org}: {problem}", file=sys.stderr)
+        raise CliError(f"the audit archive {path} does not verify")
+    return (f"audit archive {path} intact: {header['events']} events of {len(header['organizations'])} organization(s), "
+            f"months {', '.join(header['months'])}, sha256 {header['sha256']}")
+
+
 async def _seal() -> int:
     """Seal everything committed so far, as the worker does every second (e.g. before `ipt audit verify`)."""
     from app.background import seal_everything_committed
@@ -300,6 +334,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
     verify.add_argument("--org", default=None, help="one organization id (default: all)")
+    verify.add_argument("--archive", type=Path, default=None, metavar="FILE",
+                        help="check an archive file on its own (checksum and chains) instead of the database")
+    p = audit.add_parser("archive", help="write whole months to a file, record where each chain ends, take them out (audited)")
+    p.add_argument("--before", required=True, metavar="YYYY-MM", help="archive every month before this one (at most the current one)")
+    p.add_argument("--out", type=Path, default=None, help="the file to write (default audit-archive-before-YYYY-MM.ndjson)")
     audit.add_parser("seal", help="chain every event committed so far (after older writers end, 10 s at most); print how many")
     return parser
 
@@ -325,6 +364,10 @@ def _run(args: argparse.Namespace) -> None:
         asyncio.run(_worker())
     elif args.command == "audit" and args.audit_command == "seal":
         print(json.dumps({"sealed": asyncio.run(_seal())}))
+    elif args.command == "audit" and args.audit_command == "archive":
+        print(json.dumps(archive_audit(args.before, args.out)))
+    elif args.command == "audit" and args.archive is not None:
+        print(verify_archive_file(args.archive))
     elif args.command == "audit":
         problems = asyncio.run(_with_db(lambda db, _: _verify(db, args.org)))
         if problems:

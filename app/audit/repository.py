@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,8 @@ _event = columns(AuditEvent, EVENT)
 # An event with its place in the chain (null until sealed).
 _public = [*_event, *columns(AuditSeal, SEAL)]
 # A seal finds its event by (id, at): on PostgreSQL ``at`` names the one partition to look in.
-_its_event = sa.and_(AuditSeal.event_id == AuditEvent.id, AuditSeal.at == AuditEvent.at)
-_sealed_or_not = sa.outerjoin(AuditEvent, AuditSeal, _its_event)
+its_event = sa.and_(AuditSeal.event_id == AuditEvent.id, AuditSeal.at == AuditEvent.at)
+_sealed_or_not = sa.outerjoin(AuditEvent, AuditSeal, its_event)
 _insert = Statement(sa.insert(AuditEvent).values({name: sa.bindparam(name) for name in (
     "id", "organization_id", "at", "actor_type", "actor_id", "action", "resource_type", "resource_id",
     "patient_id", "request_id", "ip", "user_agent", "outcome", "details")}))
@@ -187,11 +188,11 @@ async def list_page(db: AsyncConnection, organization_id: str, page: Page, filte
             query = query.where(getattr(AuditEvent, name) == filters[name])
     for name, compare in (("since", AuditEvent.at.__ge__), ("until", AuditEvent.at.__lt__)):
         if filters.get(name) is not None:
-            query = query.where(compare(_as_stored(db, filters[name])))
+            query = query.where(compare(as_stored(db, filters[name])))
     return await fetch_page(db, query, AuditEvent.id, page)
 
 
-def _as_stored(db: AsyncConnection, moment: datetime) -> datetime:
+def as_stored(db: AsyncConnection, moment: datetime) -> datetime:
     """Timestamps compare in UTC; SQLite keeps them naive."""
     moment = moment.astimezone(UTC) if moment.tzinfo else moment
     return moment.replace(tzinfo=None) if db.dialect.name == "sqlite" else moment.replace(tzinfo=moment.tzinfo or UTC)
@@ -201,7 +202,7 @@ def _as_stored(db: AsyncConnection, moment: datetime) -> datetime:
 # SQLite trigger), and no seal. Events sealed before migration 0010 have no position either.
 _UNPLACED = (sa.select(sa.func.count(), sa.func.min(AuditEvent.id))
              .where(AuditEvent.organization_id == sa.bindparam("org"), AuditEvent.tx.is_(None),
-                    ~sa.exists().where(_its_event)))
+                    ~sa.exists().where(its_event)))
 
 
 async def _unplaced(db: AsyncConnection, organization_id: str) -> str | None:
@@ -212,12 +213,12 @@ async def _unplaced(db: AsyncConnection, organization_id: str) -> str | None:
 
 # An organization's sealed events in seq order, each with its event (by (id, at): one partition's
 # index), or with none when no event stands at the seal's (id, at).
-_SEALED = (sa.select(AuditSeal.event_id.label("sealed_id"), *_public).select_from(sa.outerjoin(AuditSeal, AuditEvent, _its_event))
+SEALED = (sa.select(AuditSeal.event_id.label("sealed_id"), *_public).select_from(sa.outerjoin(AuditSeal, AuditEvent, its_event))
            .where(AuditSeal.organization_id == sa.bindparam("org"), AuditSeal.seq > sa.bindparam("after"),
                   AuditSeal.seq <= sa.bindparam("upto"))
            .order_by(AuditSeal.seq))
 _EVENT_BY_ID = sa.select(*_event).where(AuditEvent.id == sa.bindparam("id"))  # every partition: only for a break
-_LATEST_ARCHIVE = (sa.select(AuditArchive.seq, AuditArchive.hash, AuditArchive.copies)
+LATEST_ARCHIVE = (sa.select(AuditArchive.seq, AuditArchive.hash, AuditArchive.copies)
                    .where(AuditArchive.organization_id == sa.bindparam("org")).order_by(AuditArchive.id.desc()).limit(1))
 _NO_END = 2**31 - 1  # seq is an integer column
 
@@ -228,20 +229,36 @@ async def _event_elsewhere(db: AsyncConnection, sealed: dict[str, Any]) -> dict[
     return None if found is None else {**found, "seq": sealed["seq"], "prev_hash": sealed["prev_hash"], "hash": sealed["hash"]}
 
 
+async def sealed_rows(db: AsyncConnection, organization_id: str, after: int, upto: int = _NO_END,
+                      batch: int = 5000) -> AsyncIterator[dict[str, Any]]:
+    """The organization's seals after seq ``after`` up to ``upto``, in seq order, each with its event (or none), page by page.
+
+    Pages, not a server-side cursor: on asyncpg a cursor stays open until the transaction ends, and
+    would keep ``ipt audit archive`` from dropping the partitions it has read.
+    """
+    while True:
+        page = (await db.execute(SEALED.limit(batch), {"org": organization_id, "after": after, "upto": upto})).mappings().all()
+        for row in page:
+            yield dict(row)
+        if len(page) < batch:
+            return
+        after = page[-1]["seq"]
+
+
 async def _walk_live(db: AsyncConnection, organization_id: str, walk: chain.Walk) -> str | None:
-    """Walk the organization's live chain after ``walk``'s start, streamed; the first problem, or None."""
-    stream = await db.stream(_SEALED, {"org": organization_id, "after": walk.seq, "upto": _NO_END})
+    """Walk the organization's live chain after ``walk``'s start; the first problem, or None."""
     lost = None
-    async for row in stream.mappings():
+    async for row in sealed_rows(db, organization_id, walk.seq):
         if row["id"] is None:
-            lost = dict(row)
+            lost = row
             break
         if problem := walk.step(row):
-            await stream.close()
             return problem
-    await stream.close()
-    if lost is None:
-        return None
+    return None if lost is None else await lost_event_problem(db, walk, lost)
+
+
+async def lost_event_problem(db: AsyncConnection, walk: chain.Walk, lost: dict[str, Any]) -> str:
+    """Describe a seal met by the walk with no event at its (id, at): out of order, gone, or changed."""
     if problem := walk.out_of_order(lost | {"id": lost["sealed_id"]}):
         return problem
     event = await _event_elsewhere(db, lost)
@@ -250,10 +267,10 @@ async def _walk_live(db: AsyncConnection, organization_id: str, walk: chain.Walk
     return walk.step(event) or f"altered: the seal of event {lost['sealed_id']} (seq {lost['seq']}) does not match its event"
 
 
-async def _copies_problem(db: AsyncConnection, organization_id: str, archived: sa.Row) -> str | None:
+async def copies_problem(db: AsyncConnection, organization_id: str, archived: sa.Row) -> str | None:
     """Check the live events at or below the archived head against the hashes the archive recorded for them."""
     recorded = dict(archived.copies)
-    rows = (await db.execute(_SEALED, {"org": organization_id, "after": -1, "upto": archived.seq})).mappings().all()
+    rows = (await db.execute(SEALED, {"org": organization_id, "after": -1, "upto": archived.seq})).mappings().all()
     for row in rows:
         event = dict(row) if row["id"] is not None else await _event_elsewhere(db, row)
         where = f"event {row['sealed_id']} (seq {row['seq']})"
@@ -280,9 +297,9 @@ async def verify(db: AsyncConnection, organization_id: str | None = None) -> lis
     problems, horizon = [], await db.scalar(_HORIZON[db.dialect.name])
     for head in (await db.execute(orgs_query.order_by(AuditChain.organization_id))).mappings().all():
         org = head["organization_id"]
-        archived = (await db.execute(_LATEST_ARCHIVE, {"org": org})).first()
+        archived = (await db.execute(LATEST_ARCHIVE, {"org": org})).first()
         walk = chain.Walk(archived.seq, archived.hash) if archived else chain.Walk()
-        problem = (archived and await _copies_problem(db, org, archived)) or await _walk_live(db, org, walk)
+        problem = (archived and await copies_problem(db, org, archived)) or await _walk_live(db, org, walk)
         problem = problem or walk.end(dict(head))
         if problem is None and head["position"] >= horizon:
             problem = f"stalled: the chain head {AHEAD}"

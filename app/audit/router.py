@@ -20,7 +20,7 @@ from app.deps import Db, Principal, scoped
 
 router = api_router(tags=["audit"])
 AuditReader = Annotated[Principal, scoped("audit:read")]
-Action = Literal["read", "create", "update", "delete", "export", "login", "login_failed", "denied"]
+Action = Literal["read", "create", "update", "delete", "export", "login", "login_failed", "denied", "archive"]
 
 
 class AuditEventPublic(BaseModel):
