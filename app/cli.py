@@ -6,16 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from app.core.cli import CliError, database, with_db
 from app.core.config import ConfigError, get_settings
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr with exit code 1."""
 
 
 def _alembic_config() -> Any:
@@ -41,27 +36,6 @@ def db_downgrade(revision: str) -> None:
     command.downgrade(_alembic_config(), revision)
 
 
-@asynccontextmanager
-async def _engine() -> AsyncIterator[Any]:
-    """An engine on the configured database, disposed of on the way out."""
-    from app.core.db import make_engine
-
-    engine = make_engine(get_settings())
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-async def _with_db(work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``work(db, secrets)`` in one committed transaction on the configured database."""
-    from app.core.db import transaction
-    from app.core.security import Secrets
-
-    async with _engine() as engine, transaction(engine, write=True) as db:
-        return await work(db, Secrets(get_settings()))
-
-
 def bootstrap(org: str, email: str, password: str) -> dict[str, str]:
     """Create an organization and its first admin."""
     from app.core.errors import Conflict
@@ -81,7 +55,7 @@ def bootstrap(org: str, email: str, password: str) -> dict[str, str]:
         return {"organization_id": organization["id"], "admin_user_id": user["id"]}
 
     try:
-        return asyncio.run(_with_db(work))
+        return asyncio.run(with_db(work))
     except Conflict:
         raise CliError(f"a user with the email {email} already exists") from None
 
@@ -107,7 +81,7 @@ def create_integration(org_id: str, name: str, scopes: str) -> dict[str, Any]:
     from app.core.errors import NotFound
 
     try:
-        return asyncio.run(_with_db(work))
+        return asyncio.run(with_db(work))
     except NotFound:
         raise CliError(f"no organization with id {org_id}") from None
 
@@ -162,7 +136,7 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
     async def run() -> dict[str, Any]:
         partial = out.with_name(out.name + ".part")
         progress = service.Progress()
-        async with _engine() as engine:
+        async with database() as engine:
             try:
                 async with transaction(engine, write=True) as db:
                     key = await service.export_key(db, org_id, job)
@@ -277,7 +251,7 @@ async def _seal() -> int:
     """Seal everything committed so far, as the worker does every second (e.g. before `ipt audit verify`)."""
     from app.background import seal_everything_committed
 
-    async with _engine() as engine:
+    async with database() as engine:
         return await seal_everything_committed(engine)
 
 
@@ -288,7 +262,7 @@ async def _worker() -> None:
     from app.webhooks.worker import Worker
 
     settings = get_settings()
-    async with _engine() as engine:
+    async with database() as engine:
         worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
         await asyncio.gather(worker.loop(), housekeeping_loop(engine, settings.audit_seal_interval_seconds))
 
@@ -369,7 +343,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "audit" and args.archive is not None:
         print(verify_archive_file(args.archive))
     elif args.command == "audit":
-        problems = asyncio.run(_with_db(lambda db, _: _verify(db, args.org)))
+        problems = asyncio.run(with_db(lambda db, _: _verify(db, args.org)))
         if problems:
             for org, problem in problems:
                 print(f"organization {org}: {problem}", file=sys.stderr)

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from app.cli import _with_db
+from app.core.cli import with_db
 from app.deps import Principal
 from app.identity import repository as identity
 from app.patients import repository as patients
@@ -36,7 +36,7 @@ PATIENTS = [  # fictional: names chosen to be obviously made up
 def ensure_demo() -> str:
     """Create the demo organization unless it exists; return the log-in text to print."""
     stored = json.loads(CREDENTIALS_FILE.read_text()) if CREDENTIALS_FILE.exists() else None
-    credentials = asyncio.run(_with_db(lambda db, s: _ensure(db, s, stored)))
+    credentials = asyncio.run(with_db(lambda db, s: _ensure(db, s, stored)))
     CREDENTIALS_FILE.write_text(json.dumps(credentials, indent=2) + "\n")
     CREDENTIALS_FILE.chmod(0o600)
     lines = [f"Demo organization: {DEMO_ORG}", "Log in at http://127.0.0.1:8000/docs (POST /v1/auth/token):"]

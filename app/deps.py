@@ -48,7 +48,7 @@ class Principal:
 
 
 async def get_db(request: Request) -> AsyncConnection:
-    """The request's transaction, opened by the pipeline (app.core.pipeline) around the route."""
+    """The request's transaction, opened by the pipeline (app.pipeline) around the route."""
     return request.state.db
 
 

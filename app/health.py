@@ -13,7 +13,7 @@ from app.core.db import transaction
 from app.core.errors import Unavailable
 from app.core.http import JSON
 from app.core.openapi import errors
-from app.core.routing import api_router
+from app.routing import api_router
 
 router = api_router(tags=["health"], route_class=APIRoute)
 

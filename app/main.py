@@ -24,9 +24,9 @@ from app.core.observability import Metrics, ObservabilityMiddleware
 from app.core.openapi import operation_id
 from app.core.proxy import ProxyHeadersMiddleware, TrustedProxies
 from app.core.ratelimit import make_rate_limiter
-from app.core.routing import mount
 from app.core.security import Secrets
 from app.courses import router as courses
+from app.fhir import errors as fhir_errors
 from app.fhir import router as fhir
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
@@ -34,6 +34,7 @@ from app.identity.accounts import AccountCache
 from app.measures import router as measures
 from app.patients import router as patients
 from app.research import router as research
+from app.routing import mount
 from app.sessions import router as sessions
 from app.webhooks import router as webhooks
 from app.webhooks.worker import Worker
@@ -91,9 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = app.state.rate_limiter
     app.state.metrics = Metrics()
     app.state.accounts = AccountCache()
-    handlers.install(app)
+    handlers.install(app, renderers={fhir_errors.PREFIX: fhir_errors.outcome_response})
     openapi.install(app)
-    # Hottest domains first: the route table is searched in order (app.core.routing).
+    # Hottest domains first: the route table is searched in order (app.routing).
     mount(app, courses.router, sessions.router, *measures.routers, formulations.router, patients.router, health.router,
           auth_router.router, auth_router.me_router, admin_router.router, research.router, audit.router, webhooks.router,
           fhir.router, fhir.public)

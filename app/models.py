@@ -1,6 +1,7 @@
 """Imports every table module so the metadata is complete (for Alembic and tests)."""
 
-from app.audit.models import AuditArchive, AuditChain, AuditEvent, AuditSeal, IdempotencyRecord  # noqa: F401
+from app.audit.models import AuditArchive, AuditChain, AuditEvent, AuditSeal  # noqa: F401
+from app.core.idempotency import IdempotencyRecord  # noqa: F401
 from app.courses.models import Course, CourseExtension, CourseTransition  # noqa: F401
 from app.formulations.models import Formulation, InventoryRelationship, TimelineEvent  # noqa: F401
 from app.identity.models import AppUser, Integration, Organization, RefreshToken  # noqa: F401

@@ -101,18 +101,3 @@ class AuditArchive(SQLModel, table=True):
     sha256: str = Field(max_length=64)  # of the file's content, as its last line says
     archived_at: datetime = created_at_field()
 
-
-class IdempotencyRecord(SQLModel, table=True):
-    """A completed POST and its response, replayed for the same caller, key and body for 24 hours."""
-
-    __tablename__ = "idempotency_record"
-    __table_args__ = (sa.UniqueConstraint("principal", "key"),)
-    id: str = id_field()
-    principal: str = Field(max_length=64)
-    key: str = Field(max_length=255)
-    request_hash: str = Field(max_length=64)
-    status_code: int
-    headers: dict = json_field(dict)
-    body: str = Field(sa_type=sa.Text)
-    created_at: datetime = created_at_field()
-    expires_at: datetime = created_at_field()

@@ -14,9 +14,9 @@ from app.core.errors import Unprocessable
 from app.core.http import JSON
 from app.core.openapi import AUTH, errors
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, Principal, scoped
+from app.routing import api_router
 
 router = api_router(tags=["audit"])
 AuditReader = Annotated[Principal, scoped("audit:read")]

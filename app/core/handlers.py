@@ -1,9 +1,10 @@
-"""One place that renders every error as an RFC 9457 problem (as a FHIR OperationOutcome under /fhir/)."""
+"""One place that renders every error as an RFC 9457 problem, or in the format a path prefix registered (FHIR's)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,12 +12,14 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from app.core.errors import AppError, Unavailable, problem
 from app.core.http import dumps
-from app.fhir import errors as fhir_errors
 from app.rules.errors import RuleViolation
 
+# Renders a problem (status, body, headers) as the response of another format, such as FHIR's OperationOutcome.
+Renderer = Callable[[int, dict, "dict[str, str] | None"], Response]
 log = logging.getLogger("ipt.errors")
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
@@ -31,11 +34,17 @@ def problem_response(status: int, body: dict, headers: dict[str, str] | None = N
     return Response(dumps(body), status_code=status, media_type="application/problem+json", headers=headers)
 
 
-def _respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
-    """The problem, or for the FHIR view the same error as an OperationOutcome."""
-    if fhir_errors.is_fhir(request.url.path):
-        return fhir_errors.outcome_response(status, body, headers)
+def _render(scope: Scope, status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    """The problem, or the same error in the format registered for the path's prefix (see ``install``)."""
+    path = scope.get("path", "")
+    for prefix, render in scope["app"].state.error_renderers:
+        if path.startswith(prefix):
+            return render(status, body, headers)
     return problem_response(status, body, headers)
+
+
+def _respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return _render(request.scope, status, body, headers)
 
 
 def _location(loc: tuple) -> list:
@@ -113,21 +122,20 @@ async def _database_down(request: Request, exc: Exception) -> Response:
     return await _app_error(request, Unavailable())
 
 
-def internal_error_response(path: str = "") -> Response:
-    """The 500 problem (an OperationOutcome under /fhir/): says nothing about what failed."""
+def internal_error_response(scope: Scope) -> Response:
+    """The 500 problem (in the path's registered format): says nothing about what failed."""
     body = problem(500, "internal_error", "Internal error", "Something went wrong on our side; it has been logged.")
-    if fhir_errors.is_fhir(path):
-        return fhir_errors.outcome_response(500, body)
-    return problem_response(500, body)
+    return _render(scope, 500, body)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return internal_error_response(request.url.path)
+    return internal_error_response(request.scope)
 
 
-def install(app: FastAPI) -> None:
-    """Register every handler on the app."""
+def install(app: FastAPI, renderers: Mapping[str, Renderer] | None = None) -> None:
+    """Register every handler on the app; an error under a prefix of ``renderers`` is answered by its renderer."""
+    app.state.error_renderers = tuple((renderers or {}).items())
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RuleViolation, _rule_violation)
     app.add_exception_handler(RequestValidationError, _validation)

@@ -9,16 +9,33 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.audit.models import IdempotencyRecord
 from app.core.errors import BadRequest, Conflict, Unprocessable
 from app.core.ids import new_id, utcnow
+from app.core.models import created_at_field, id_field, json_field
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 KEEP_FOR = timedelta(hours=24)
 REPLAYED_HEADERS = ("location", "etag", "content-type")
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A completed POST and its response, replayed for the same caller, key and body for 24 hours."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (sa.UniqueConstraint("principal", "key"),)
+    id: str = id_field()
+    principal: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    headers: dict = json_field(dict)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = created_at_field()
 
 
 def valid_key(request: Request) -> str | None:

@@ -46,5 +46,5 @@ class RequestIdMiddleware:
             # Starlette renders an unhandled error outside every user middleware, so the 500 would
             # lose its X-Request-ID: answer here, then re-raise so the error is still logged.
             if not started:
-                await internal_error_response(scope.get("path", ""))(scope, receive, send_with_id)
+                await internal_error_response(scope)(scope, receive, send_with_id)
             raise

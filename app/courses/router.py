@@ -10,7 +10,6 @@ from app import rules
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository, service
 from app.courses.models import CourseExtension, CourseTransition
@@ -27,6 +26,7 @@ from app.courses.schemas import (
     TransitionPublic,
 )
 from app.deps import ClinicalReader, ClinicalWriter, CurrentPrincipal, Db
+from app.routing import api_router
 
 router = api_router(tags=["courses"])
 RULES = errors(*AUTH, 400, 404, 409, 412)

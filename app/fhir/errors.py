@@ -1,8 +1,8 @@
 """Errors under /fhir/ as FHIR OperationOutcome (application/fhir+json) instead of RFC 9457 problems.
 
-The core handlers render every error once; for a request under ``PREFIX`` they hand the problem
-they built to ``outcome_response``, so the stable ``code`` and the safe ``detail`` are the same in
-both formats. Standard library and ``app.core.http`` only: ``app.core.handlers`` imports this.
+The core handlers render every error once; the app registers ``outcome_response`` as the renderer
+of requests under ``PREFIX`` (``app.main``), so the handlers hand it the problem they built and the
+stable ``code`` and the safe ``detail`` are the same in both formats.
 """
 
 from __future__ import annotations
@@ -39,11 +39,6 @@ class FhirJSON(JSON):
     """A FHIR resource as application/fhir+json."""
 
     media_type = MEDIA_TYPE
-
-
-def is_fhir(path: str) -> bool:
-    """Whether a request path belongs to the FHIR view."""
-    return path.startswith(PREFIX)
 
 
 def outcome(status: int, code: str, detail: str) -> dict[str, Any]:

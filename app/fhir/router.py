@@ -6,12 +6,12 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 
 from app.audit import context as audit
-from app.core.routing import api_router
 from app.deps import ClinicalReader, CurrentPrincipal, Db
 from app.fhir import service
 from app.fhir.capability import capability_statement
 from app.fhir.errors import FhirJSON
 from app.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirCodeSystem, FhirEpisodeOfCare, outcomes
+from app.routing import api_router
 
 PREFIX = "/fhir/r4"
 router = api_router(prefix=PREFIX, tags=["fhir"], default_response_class=FhirJSON)

@@ -11,7 +11,6 @@ from app.core.errors import NotFound
 from app.core.http import JSON, optional_version, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository as courses
 from app.deps import ClinicalReader, ClinicalWriter, Db
@@ -25,6 +24,7 @@ from app.formulations.schemas import (
     TimelineCreate,
     TimelinePublic,
 )
+from app.routing import api_router
 
 router = api_router(prefix="/v1/courses/{course_id}", tags=["formulation"])
 CHANGE = errors(*AUTH, 400, 404, 409, 412, 428)

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin
 from app.identity import accounts, repository
@@ -26,6 +25,7 @@ from app.identity.schemas import (
     UserPublic,
     UserUpdate,
 )
+from app.routing import api_router
 
 router = api_router(prefix="/v1", tags=["admin"])
 

@@ -16,10 +16,10 @@ from app.core.db import transaction
 from app.core.errors import NotFound, RateLimited
 from app.core.http import JSON
 from app.core.openapi import errors
-from app.core.routing import api_router
 from app.deps import CurrentPrincipal
 from app.identity import throttle, tokens
 from app.identity.schemas import Me, OAuthError, TokenResponse
+from app.routing import api_router
 
 router = api_router(tags=["auth"], route_class=APIRoute)
 me_router = api_router(tags=["auth"])

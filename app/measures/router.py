@@ -12,7 +12,6 @@ from app.core.errors import NotFound
 from app.core.http import JSON, resource
 from app.core.openapi import AUTH, errors
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import ClinicalReader, ClinicalWriter, CurrentPrincipal, Db
 from app.measures import service
@@ -25,6 +24,7 @@ from app.measures.schemas import (
     RiskAcknowledgementCreate,
     RiskAcknowledgementPublic,
 )
+from app.routing import api_router
 
 catalogue = api_router(prefix="/v1/instruments", tags=["instruments"])
 measures = api_router(prefix="/v1/courses/{course_id}", tags=["measures"])

@@ -9,11 +9,11 @@ from fastapi import Depends, Query, Request
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import ClinicalReader, ClinicalWriter, Db
 from app.patients import repository
 from app.patients.schemas import PatientCreate, PatientPublic, PatientUpdate
+from app.routing import api_router
 
 router = api_router(prefix="/v1/patients", tags=["patients"])
 

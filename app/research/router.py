@@ -18,11 +18,11 @@ from app.audit.context import AuditNote
 from app.core.errors import RateLimited
 from app.core.http import JSON
 from app.core.openapi import AUTH, errors
-from app.core.routing import api_router
 from app.deps import Db, OrgAdmin, Principal, scoped
 from app.research import columns, service
 from app.research.encoding import MEDIA_TYPES
 from app.research.schemas import DictionaryPublic, ExportParams
+from app.routing import api_router
 
 router = api_router(prefix="/v1/research", tags=["research"])
 Researcher = Annotated[Principal, scoped("research:export")]

@@ -10,10 +10,10 @@ from starlette.responses import Response
 from app.core.http import JSON, required_version, resource
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.courses import repository as courses
 from app.deps import ClinicalReader, ClinicalWriter, Db
+from app.routing import api_router
 from app.sessions import repository, service
 from app.sessions.schemas import SessionCreate, SessionPublic, SessionUpdate
 

@@ -12,9 +12,9 @@ from app.core.http import JSON, required_version, resource
 from app.core.ids import new_id
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
-from app.core.routing import api_router
 from app.core.schemas import ListOf
 from app.deps import Db, Principal, scoped
+from app.routing import api_router
 from app.webhooks import repository
 from app.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic, WebhookUpdate
 from app.webhooks.signing import check_url, new_secret

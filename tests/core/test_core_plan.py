@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, request_response
 
-from app.core import pipeline
+from app import pipeline
 from app.main import create_app
 from tests.support.clinic import open_course
 from tests.support.world import make_world

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from app.core.http import JSON
 from app.core.openapi import operation_id
-from app.core.pipeline import AuditedRoute
+from app.pipeline import AuditedRoute
 
 
 def api_router(*, route_class: type[APIRoute] = AuditedRoute, **options: Any) -> APIRouter:
