@@ -223,7 +223,7 @@ def archive_audit(before: str, out: Path | None) -> dict[str, Any]:
     from app.audit import archive
 
     async def run() -> dict[str, Any]:
-        async with _engine() as engine:
+        async with database() as engine:
             return await archive.archive(engine, before, out or Path(f"audit-archive-before-{before}.ndjson"), _operator())
 
     try:
