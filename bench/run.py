@@ -6,7 +6,10 @@ seed it by COPY (bench/seed.py: ~50 organizations, 20,000 full courses, ~300,000
 measures, plus list organizations of 10,000 and 1,000,000 courses); serve the API as production does
 (`ipt serve --workers 1`, IPT_ENV=production) and drive wrk at each endpoint with real tokens; stop
 it; serve the floor (bench/floor_app.py) and drive the same loads; print the table, the targets,
-and write bench/RESULTS.md. The two servers never run at once.
+and write bench/RESULTS.md. The two servers never run at once. Then (issue 18) get a course and
+record a measure through PgBouncer, and with two API processes and a worker behind nginx (each
+webhook delivered once, each audit event sealed once); with --audit-events N (make bench-audit),
+both again before and after N sealed audit events are added.
 
     make bench                      # or: .venv/bin/python bench/run.py --scale 0.05 -d 3s --warmup 1s
 """
