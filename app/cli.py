@@ -1,4 +1,4 @@
-"""The ``ipt`` command: serve, migrate, bootstrap an organization, manage integrations, export for research."""
+"""The ``ipt`` command: serve, migrate, bootstrap, integrations, research export (``ipt audit``: app/audit/cli.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.core.cli import CliError, database, with_db
+from app.audit import cli as audit_cli
+from app.core.cli import CliError, database, operator_name, with_db
 from app.core.config import ConfigError, get_settings
 
 
@@ -111,16 +112,6 @@ class _ProgressBar:
         self.stream.flush()
 
 
-def _operator() -> str | None:
-    """The login name of whoever runs the command, for the audit event."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (a container): the event still says "operator"
-        return None
-
-
 def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters: dict[str, Any] | None = None,
            progress_stream: Any = None) -> dict[str, Any]:
     """Write a research export to ``out`` (the API's rows, made by the same generator) and audit it as an operator's."""
@@ -131,7 +122,7 @@ def export(dataset: str, org_id: str, out: Path, fmt: str, profile: str, filters
 
     stream = progress_stream if progress_stream is not None else sys.stderr
     job = service.Export(dataset, profile, fmt, service.ExportFilters(**(filters or {})))
-    operator = _operator()
+    operator = operator_name()
 
     async def run() -> dict[str, Any]:
         partial = out.with_name(out.name + ".part")
@@ -212,49 +203,6 @@ def serve(host: str, port: int, workers: int) -> None:
                 access_log=False, proxy_headers=False, server_header=False, log_config=_log_config(settings.log_level))
 
 
-async def _verify(db: Any, org: str | None) -> list[tuple[str, str]]:
-    from app.audit import repository
-
-    return await repository.verify(db, org)
-
-
-def archive_audit(before: str, out: Path | None) -> dict[str, Any]:
-    """Archive the audit log's whole months before ``before`` to a file and take them out (see app/audit/archive.py)."""
-    from app.audit import archive
-
-    async def run() -> dict[str, Any]:
-        async with database() as engine:
-            return await archive.archive(engine, before, out or Path(f"audit-archive-before-{before}.ndjson"), _operator())
-
-    try:
-        return asyncio.run(run())
-    except archive.ArchiveRefused as exc:
-        raise CliError(f"nothing archived: {exc}") from None
-
-
-def verify_archive_file(path: Path) -> str:
-    """Check an archive file on its own; the line to print when it is intact."""
-    from app.audit import archive
-
-    if not path.is_file():
-        raise CliError(f"no archive file {path}")
-    header, problems = archive.verify_file(path)
-    if problems:
-        for org, problem in problems:
-            print(f"organization {org}: {problem}", file=sys.stderr)
-        raise CliError(f"the audit archive {path} does not verify")
-    return (f"audit archive {path} intact: {header['events']} events of {len(header['organizations'])} organization(s), "
-            f"months {', '.join(header['months'])}, sha256 {header['sha256']}")
-
-
-async def _seal() -> int:
-    """Seal everything committed so far, as the worker does every second (e.g. before `ipt audit verify`)."""
-    from app.background import seal_everything_committed
-
-    async with database() as engine:
-        return await seal_everything_committed(engine)
-
-
 async def _worker() -> None:
     """Run the webhook worker and the audit sealer until interrupted."""
     from app.background import housekeeping_loop
@@ -305,15 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default=None, choices=list(PROTOCOLS))
     p.add_argument("--started-year-from", type=int, default=None)
     p.add_argument("--started-year-to", type=int, default=None)
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="check the hash chains; exit 1 naming the first break")
-    verify.add_argument("--org", default=None, help="one organization id (default: all)")
-    verify.add_argument("--archive", type=Path, default=None, metavar="FILE",
-                        help="check an archive file on its own (checksum and chains) instead of the database")
-    p = audit.add_parser("archive", help="write whole months to a file, record where each chain ends, take them out (audited)")
-    p.add_argument("--before", required=True, metavar="YYYY-MM", help="archive every month before this one (at most the current one)")
-    p.add_argument("--out", type=Path, default=None, help="the file to write (default audit-archive-before-YYYY-MM.ndjson)")
-    audit.add_parser("seal", help="chain every event committed so far (after older writers end, 10 s at most); print how many")
+    audit_cli.add_commands(sub)
     return parser
 
 
@@ -336,19 +276,8 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(export(args.dataset, args.org, args.out, args.format, args.profile, filters)))
     elif args.command == "worker":
         asyncio.run(_worker())
-    elif args.command == "audit" and args.audit_command == "seal":
-        print(json.dumps({"sealed": asyncio.run(_seal())}))
-    elif args.command == "audit" and args.audit_command == "archive":
-        print(json.dumps(archive_audit(args.before, args.out)))
-    elif args.command == "audit" and args.archive is not None:
-        print(verify_archive_file(args.archive))
     elif args.command == "audit":
-        problems = asyncio.run(with_db(lambda db, _: _verify(db, args.org)))
-        if problems:
-            for org, problem in problems:
-                print(f"organization {org}: {problem}", file=sys.stderr)
-            raise CliError("the audit log has been tampered with")
-        print("audit log intact" + (f" for organization {args.org}" if args.org else " for every organization"))
+        audit_cli.run(args)
     elif args.command == "demo":
         from app.demo import ensure_demo
 

@@ -32,3 +32,13 @@ async def with_db(work: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
 
     async with database() as engine, transaction(engine, write=True) as db:
         return await work(db, Secrets(get_settings()))
+
+
+def operator_name() -> str | None:
+    """The login name of whoever runs the command, for the audit event."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container): the event still says "operator"
+        return None
