@@ -20,7 +20,7 @@ from app.background import seal_everything_committed
 from app.core.config import Settings, _with_driver
 from app.core.db import make_engine, metadata, transaction
 from tests.conftest import require_postgres
-from tests.support.databases import alembic_config, postgres_database, sqlite_database
+from tests.support.databases import alembic_config, postgres_database, throwaway_database
 
 VERSION_TABLE = "alembic_version"
 PREFIXES = {"p": "pk", "f": "fk", "u": "uq", "c": "ck"}
@@ -31,10 +31,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A brand-new, empty database of each kind for every test."""
     if request.param == "postgres":
         require_postgres()
-        maker = postgres_database()
-    else:
-        maker = sqlite_database(tmp_path)
-    with maker as url:
+    with throwaway_database(request.param, tmp_path) as url:
         yield url
 
 

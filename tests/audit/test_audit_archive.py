@@ -23,7 +23,7 @@ from app.core.db import make_engine, transaction
 from app.core.ids import utcnow
 from tests.audit.test_audit_partitions import event_at
 from tests.conftest import require_postgres, test_settings
-from tests.support.databases import migrate, postgres_database, sqlite_database
+from tests.support.databases import migrate, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
 AUG, SEP, OCT, NOV = (datetime(2026, m, 10, 12, tzinfo=UTC) for m in (8, 9, 10, 11))
@@ -34,10 +34,7 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path):
     """A migrated database of its own: archiving takes months out of the whole log."""
     if request.param == "postgres":
         require_postgres()
-        maker = postgres_database()
-    else:
-        maker = sqlite_database(tmp_path)
-    with maker as url:
+    with throwaway_database(request.param, tmp_path) as url:
         migrate(url)
         yield url
 

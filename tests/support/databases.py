@@ -61,3 +61,8 @@ def alembic_config(database_url: str) -> Config:
 def migrate(database_url: str, revision: str = "head") -> None:
     """Build the schema the only way the app allows: by running the migrations."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def throwaway_database(kind: str, directory: Path):
+    """A new ``postgres`` or ``sqlite`` database (a context manager yielding its URL), dropped on exit."""
+    return postgres_database() if kind == "postgres" else sqlite_database(directory)
