@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.core.proxy import ProxyHeadersMiddleware, TrustedProxies  # noqa: E402
+from app.core.proxy import ProxyHeadersMiddleware, TrustedProxies
 
 HEADERS = [
     (b"host", b"ipt"), (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https"),

@@ -61,6 +61,7 @@ import psycopg
 from audit_seed import seed_audit
 from common import BenchError, ipt_command, run_ipt, section, throwaway_database
 from load import cpu_seconds, drive, ensure_wrk, profile, seconds
+from processes import deliveries
 from report import (
     AUDIT_SECTION,
     RESULTS,
@@ -79,11 +80,11 @@ from report import (
     write_section,
 )
 from seed import POOL_ATTENDED, Seeded, Sizes, seed
-from processes import deliveries
 from servers import free_port, get_token, http, running, serving
+from workloads import LAST_MIDDLE_NUMBER, Endpoint, Workloads, endpoints, probe, same_data
+
 from tests.support.nginx import nginx_proxy
 from tests.support.pgbouncer import app_environment, pgbouncer
-from workloads import LAST_MIDDLE_NUMBER, Endpoint, Workloads, endpoints, probe, same_data
 
 
 class Tokens:

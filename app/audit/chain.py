@@ -33,7 +33,7 @@ def link(prev_hash: str, event: dict[str, Any]) -> str:
 class Walk:
     """One organization's chain walked event by event in seq order, from where it starts (genesis or an archived head)."""
 
-    def __init__(self, seq: int = 0, hash: str = GENESIS) -> None:  # noqa: A002 - the column's name
+    def __init__(self, seq: int = 0, hash: str = GENESIS) -> None:
         self.seq, self.hash = seq, hash
 
     def out_of_order(self, event: dict[str, Any]) -> str | None:

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 from fastapi import FastAPI
+from psycopg.rows import dict_row
 
 from app.identity.accounts import AccountCache, key
 from app.main import create_app

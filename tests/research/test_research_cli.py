@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app.cli import _ProgressBar
+from app.research.cli import ProgressBar
 from tests.support.research import DATASETS, FORMATS, export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ class _Terminal(io.StringIO):
 @pytest.mark.parametrize("total", [1000, None])
 def test_progress_bar_redraws_one_line_and_ends_it(total):
     stream = _Terminal()
-    bar = _ProgressBar(total, stream)
+    bar = ProgressBar(total, stream)
     bar.update(500, final=False)  # too soon after the start: not redrawn
     bar.update(1000, final=True)
     text = stream.getvalue()
