@@ -1,7 +1,7 @@
 """The FHIR view's CapabilityStatement: what a FHIR client may ask of this server, read at ``[base]/metadata``.
 
 FHIR clients (and SMART on FHIR apps) read it before anything else, without a token: it names
-no data, only the two resources the view serves, their read interaction, EpisodeOfCare's
+no data, only the resources the view serves, their read interaction, EpisodeOfCare's
 $everything, and the bearer token every other request needs.
 """
 
@@ -12,9 +12,20 @@ from typing import Any
 from app.fhir.codesystem import BASE
 
 FHIR_VERSION = "4.0.1"  # FHIR R4
-CHANGED_ON = "2026-11-26"  # the statement's date: change it when the view's capabilities change
+CHANGED_ON = "2026-12-03"  # the statement's date: change it when the view's capabilities change
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 EVERYTHING = BASE.replace("/CodeSystem/", "/OperationDefinition/") + "EpisodeOfCare-everything"
+
+
+# What the view's resources point at, each readable on its own (app/fhir/reads.py).
+REFERENCED = (
+    ("Patient", "A patient in reach: id, the EHR's identifier, gender, birth date; never a name."),
+    ("Practitioner", "A user of the organization (a course's therapist): id and whether active."),
+    ("Condition", "A focal problem area of a course's formulation."),
+    ("Encounter", "A session of a course."),
+    ("QuestionnaireResponse", "The answers of one administration of a measure."),
+    ("Observation", "The score of one administration of a measure."),
+)
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
@@ -46,6 +57,7 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                                                  "and Observations."}]},
                 {"type": "CodeSystem", "interaction": [{"code": "read"}],
                  "documentation": "The project's own code systems (problem areas, protocols, instruments, ...)."},
+                *({"type": kind, "interaction": [{"code": "read"}], "documentation": text} for kind, text in REFERENCED),
             ],
         }],
     }

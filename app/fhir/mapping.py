@@ -54,6 +54,26 @@ def patient_reference(patient: dict[str, Any]) -> dict[str, Any]:
     return ref
 
 
+GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+
+def patient(row: dict[str, Any]) -> Resource:
+    """The patient a course's resources point at: id, the EHR's identifier, gender and birth date, never a name."""
+    resource: Resource = {"resourceType": "Patient", "id": row["id"], "meta": _meta(row),
+                          "gender": GENDER.get(row.get("sex") or "unknown", "unknown")}
+    identifier = patient_reference(row).get("identifier")
+    if identifier:
+        resource["identifier"] = [identifier]
+    if row.get("birth_date"):
+        resource["birthDate"] = row["birth_date"]
+    return resource
+
+
+def practitioner(user: dict[str, Any]) -> Resource:
+    """A course's therapist as a Practitioner: its id and whether the account is active (no name, as everywhere here)."""
+    return {"resourceType": "Practitioner", "id": user["id"], "meta": _meta(user), "active": bool(user["active"])}
+
+
 def _concept(*codings: dict[str, str]) -> dict[str, Any]:
     return {"coding": list(codings)}
 
