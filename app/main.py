@@ -32,6 +32,7 @@ from app.fhir import router as fhir
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
 from app.identity.accounts import AccountCache
+from app.identity.assertions import KeySets
 from app.measures import router as measures
 from app.patients import router as patients
 from app.research import router as research
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = app.state.rate_limiter
     app.state.metrics = Metrics()
     app.state.accounts = AccountCache()
+    app.state.key_sets = KeySets(settings.webhook_allow_private)  # integrations' JWKS URLs
     handlers.install(app, renderers={fhir_errors.PREFIX: fhir_errors.outcome_response})
     openapi.install(app)
     # Hottest domains first: the route table is searched in order (app.routing).

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from jose import jwk, jwt
+from jose import jwk, jws, jwt
 from jose.exceptions import JOSEError
 
 from app.core.config import Settings
@@ -44,6 +44,17 @@ _DECODE_OPTIONS = {
     "require_jti": True,
     "leeway": 0,
 }
+
+
+# SMART Backend Services requires servers to support these two for client assertions; nothing else
+# is accepted (no "none", no HS* that would verify with a public key as the shared secret).
+ASSERTION_ALGORITHMS = {"RS384": ("RSA", None), "ES384": ("EC", "P-384")}
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+MIN_RSA_BITS = 2048
+
+
+class InvalidAssertion(Exception):
+    """A client assertion refused; the message says why, for the audit log."""
 
 
 class InvalidToken(Exception):
@@ -229,3 +240,56 @@ class Secrets:
         key = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in key.items()}
         key.update({"kid": self._kid, "use": "sig", "alg": self._alg})
         return {"keys": [key]}
+
+
+# client assertions (RFC 7523, SMART Backend Services) ------------------------
+def read_unverified(token: str) -> tuple[dict, dict]:
+    """A JWT's header and claims before any check, to find its client and key; InvalidAssertion if unreadable."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidAssertion("assertion too large")
+    try:
+        header, claims = jwt.get_unverified_header(token), jwt.get_unverified_claims(token)
+    except (JOSEError, ValueError, TypeError, KeyError):
+        raise InvalidAssertion("malformed assertion") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise InvalidAssertion("malformed assertion")
+    return header, claims
+
+
+def public_key_problem(key: object) -> str | None:
+    """Why a JWK cannot verify client assertions here (private, weak, another curve), or None if it can."""
+    if not isinstance(key, dict):
+        return "a key must be a JSON object"
+    if _PRIVATE_MEMBERS & key.keys():
+        return "the key set holds private or symmetric key material: register only the public keys"
+    if not isinstance(key.get("kid"), str) or not 1 <= len(key["kid"]) <= 200:
+        return "every key needs a kid (1-200 characters)"
+    if key.get("use", "sig") != "sig":
+        return "keys must be signing keys (use: sig)"
+    algorithm = key.get("alg") or ("RS384" if key.get("kty") == "RSA" else "ES384")
+    if algorithm not in ASSERTION_ALGORITHMS or ASSERTION_ALGORITHMS[algorithm][0] != key.get("kty"):
+        return "keys must be RSA (RS384) or EC P-384 (ES384)"
+    curve = ASSERTION_ALGORITHMS[algorithm][1]
+    if curve and key.get("crv") != curve:
+        return "EC keys must be on curve P-384 (ES384)"
+    try:
+        constructed = jwk.construct(key, algorithm)
+    except (JOSEError, ValueError, TypeError, KeyError):
+        return "the key does not parse"
+    if algorithm == "RS384" and constructed.prepared_key.key_size < MIN_RSA_BITS:
+        return f"RSA keys must have at least {MIN_RSA_BITS} bits"
+    return None
+
+
+def verify_assertion_signature(token: str, algorithm: str, key: dict) -> None:
+    """Check an assertion's signature with one of its client's public keys; InvalidAssertion if it fails."""
+    if algorithm not in ASSERTION_ALGORITHMS:
+        raise InvalidAssertion(f"algorithm {algorithm!r} is not accepted (RS384 or ES384)")
+    if public_key_problem(key) is not None or key.get("alg", algorithm) != algorithm or (
+        ASSERTION_ALGORITHMS[algorithm][0] != key.get("kty")
+    ):
+        raise InvalidAssertion("the key named by kid does not fit the algorithm")
+    try:
+        jws.verify(token, jwk.construct(key, algorithm), algorithms=[algorithm])
+    except (JOSEError, ValueError, TypeError, KeyError):
+        raise InvalidAssertion("the signature does not verify") from None

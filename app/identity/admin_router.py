@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
+from app.core.outbound import check_public_url
 from app.core.openapi import AUTH, errors, if_match
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
@@ -86,13 +88,23 @@ async def set_user_password(user_id: str, body: PasswordChange, request: Request
     return Response(status_code=204, headers={"ETag": f'"{row["version"]}"'})
 
 
-@router.post("/integrations", status_code=201, response_model=IntegrationCreated, responses=errors(*AUTH, 400))
+@router.post("/integrations", status_code=201, response_model=IntegrationCreated, responses=errors(*AUTH, 400, 422))
 async def create_integration(body: IntegrationCreate, request: Request, db: Db, admin: OrgAdmin) -> JSON:
-    """Register a machine client; the client_secret is shown only in this response."""
+    """Register a machine client: with a public key set (jwks or jwks_url) it signs client assertions
+    (SMART Backend Services); otherwise a client_secret is issued, shown only in this response."""
     secrets = request.app.state.secrets
-    client_secret = secrets.new_secret()
     values = {"name": body.name, "scopes": body.scopes, "client_id": "ipt_" + secrets.new_secret()[:24]}
-    row = await repository.create_integration(db, admin.organization_id, values | {"secret_hash": secrets.hash_secret(client_secret)})
+    client_secret = None
+    if body.jwks is not None:
+        values["jwks"] = body.jwks.model_dump(exclude_none=True)
+    elif body.jwks_url is not None:
+        allow_private = request.app.state.settings.webhook_allow_private
+        await asyncio.to_thread(check_public_url, body.jwks_url, allow_private, what="JWKS URL", loc=["jwks_url"])
+        values["jwks_url"] = body.jwks_url
+    else:
+        client_secret = secrets.new_secret()
+        values["secret_hash"] = secrets.hash_secret(client_secret)
+    row = await repository.create_integration(db, admin.organization_id, values)
     return resource(row | {"client_secret": client_secret}, status=201, headers={"Location": f"/v1/integrations/{row['id']}"})
 
 

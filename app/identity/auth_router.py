@@ -17,8 +17,9 @@ from app.core.errors import NotFound, RateLimited
 from app.core.http import JSON
 from app.core.openapi import errors
 from app.deps import CurrentPrincipal
-from app.identity import throttle, tokens
-from app.identity.schemas import Me, OAuthError, TokenResponse
+from app.identity import assertions, smart, throttle, tokens
+from app.identity.roles import SCOPES
+from app.identity.schemas import Me, OAuthError, SmartConfiguration, TokenResponse
 from app.routing import api_router
 
 router = api_router(tags=["auth"], route_class=APIRoute)
@@ -34,6 +35,8 @@ _TOKEN_FORM = {
                     "required": ["grant_type"],
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["password", "refresh_token", "client_credentials"]},
+                        "client_assertion_type": {"type": "string", "enum": [assertions.JWT_BEARER]},
+                        "client_assertion": {"type": "string", "description": "A JWT signed RS384 or ES384 with a registered key."},
                         "username": {"type": "string"},
                         "password": {"type": "string"},
                         "refresh_token": {"type": "string"},
@@ -70,10 +73,22 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote(user), unquote(password)
 
 
+def _token_url(request: Request) -> str:
+    """This endpoint's URL as the client reached it (behind a trusted proxy, as the proxy was reached)."""
+    return str(request.url.replace(query="", fragment=""))
+
+
 async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, str] | None):
     """Dispatch to the grant the form names; (body, subject) or a GrantError."""
     secrets, grant, scope = request.app.state.secrets, field.get("grant_type"), field.get("scope")
     client_id = basic[0] if basic else field.get("client_id")
+    if grant == "client_credentials" and "client_assertion_type" in field:
+        if field["client_assertion_type"] != assertions.JWT_BEARER:
+            raise tokens.GrantError("invalid_client", f"client_assertion_type must be {assertions.JWT_BEARER}.", 401)
+        if not field.get("client_assertion") or basic or field.get("client_secret"):
+            raise tokens.GrantError("invalid_request", "Send one client_assertion and no client secret.")
+        return await tokens.assertion_grant(db, secrets, request.app.state.key_sets, field["client_assertion"],
+                                            _token_url(request), field.get("client_id"), scope)
     if grant == "password" and field.get("username") and field.get("password"):
         return await tokens.password_grant(db, secrets, field["username"], field["password"], scope)
     if grant == "refresh_token" and field.get("refresh_token"):
@@ -104,7 +119,12 @@ def _login_event(request: Request, subject: tokens.Subject | None, status: int, 
     openapi_extra=_TOKEN_FORM,
 )
 async def issue_token(request: Request) -> Response:
-    """Exchange a password, a refresh token or client credentials for an access token."""
+    """Exchange a password, a refresh token, client credentials or a signed client assertion for an access token.
+
+    A client assertion (``client_assertion_type`` jwt-bearer, SMART Backend Services) is refused
+    with ``invalid_client`` (401) when it is malformed, expired, replayed, for another audience,
+    signed by an unregistered key or with another algorithm than RS384/ES384; each refusal is audited.
+    """
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _oauth_error("invalid_request", "Send the request form-encoded (application/x-www-form-urlencoded).")
     form = await request.form()
@@ -115,6 +135,8 @@ async def issue_token(request: Request) -> Response:
         return _oauth_error("invalid_request", "A field contains a NUL character.")
     grant = field.get("grant_type")
     account = field.get("username") if grant == "password" else basic[0] if basic else field.get("client_id")
+    if grant == "client_credentials" and field.get("client_assertion"):
+        account = tokens.assertion_issuer(field["client_assertion"])  # throttled and audited by the client it names
     engine = request.app.state.engine
     try:
         attempt = await throttle.admit(request, grant, account)
@@ -137,7 +159,8 @@ async def issue_token(request: Request) -> Response:
         await attempt.settle(failure.error if failure else None)
     if failure is not None:
         async with transaction(engine, write=True) as db:
-            await audit.record(db, _login_event(request, failure.subject, failure.status))
+            reason = {"reason": failure.reason} if failure.reason else {}
+            await audit.record(db, _login_event(request, failure.subject, failure.status, **reason))
         return _oauth_error(failure.error, failure.description, failure.status)
     return JSON(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
@@ -163,3 +186,11 @@ async def read_jwks(request: Request) -> JSON:
     if keys is None:
         raise NotFound("Tokens are signed with a shared secret (HS256): there is no public key to publish.")
     return JSON(keys)
+
+
+@router.get("/.well-known/smart-configuration", response_model=SmartConfiguration)
+@router.get("/fhir/r4/.well-known/smart-configuration", response_model=SmartConfiguration, include_in_schema=False)
+async def read_smart_configuration(request: Request) -> JSON:
+    """SMART App Launch discovery for Backend Services: the token endpoint, its client authentication, the scopes."""
+    base = str(request.base_url).rstrip("/")
+    return JSON(smart.configuration(base, SCOPES), headers={"Cache-Control": "public, max-age=3600"})

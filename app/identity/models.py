@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.models import created_at_field, id_field, json_field, org_field, timestamp_field
@@ -42,14 +43,20 @@ class AppUser(SQLModel, table=True):
 
 
 class Integration(SQLModel, table=True):
-    """A machine client (an EHR) with client credentials and granted scopes."""
+    """A machine client (an EHR) with granted scopes and one way to authenticate.
+
+    Either a client secret (``secret_hash``) or a public key set for signed client assertions
+    (SMART Backend Services): ``jwks`` inline, or ``jwks_url`` fetched and cached.
+    """
 
     __tablename__ = "integration"
     id: str = id_field()
     organization_id: str = org_field()
     name: str = Field(max_length=200)
     client_id: str = Field(max_length=64, unique=True)
-    secret_hash: str = Field(max_length=128)
+    secret_hash: str | None = Field(default=None, max_length=128)
+    jwks: dict | None = Field(default=None, sa_type=sa.JSON, nullable=True)
+    jwks_url: str | None = Field(default=None, max_length=2000)
     scopes: list[str] = json_field()
     deleted_at: datetime | None = timestamp_field()
     version: int = Field(default=1)
@@ -69,3 +76,12 @@ class RefreshToken(SQLModel, table=True):
     used_at: datetime | None = timestamp_field()
     revoked_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
+
+
+class ClientAssertion(SQLModel, table=True):
+    """An accepted client assertion's ``jti``, kept until the assertion expires so it works only once."""
+
+    __tablename__ = "client_assertion"
+    integration_id: str = Field(foreign_key="integration.id", primary_key=True, max_length=36)
+    jti: str = Field(primary_key=True, max_length=255)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False, index=True)

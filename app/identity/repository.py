@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +15,11 @@ from app.core.ids import utcnow
 from app.core.models import new_row
 from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, one_or_404, update_versioned
-from app.identity.models import AppUser, Integration, Organization, RefreshToken
+from app.identity.models import AppUser, ClientAssertion, Integration, Organization, RefreshToken
 
 ORG_PUBLIC = ("id", "name", "data_use_agreement", "version", "created_at", "updated_at")
 USER_PUBLIC = ("id", "organization_id", "email", "display_name", "roles", "active", "version", "created_at", "updated_at")
-INTEGRATION_PUBLIC = ("id", "organization_id", "name", "client_id", "scopes", "version", "created_at")
+INTEGRATION_PUBLIC = ("id", "organization_id", "name", "client_id", "scopes", "jwks", "jwks_url", "version", "created_at")
 _org = columns(Organization, ORG_PUBLIC)
 _user = columns(AppUser, USER_PUBLIC)
 _integration = columns(Integration, INTEGRATION_PUBLIC)
@@ -134,7 +134,8 @@ async def create_integration(db: AsyncConnection, org_id: str, values: dict[str,
 
 async def integration_for_login(db: AsyncConnection, client_id: str) -> Any:
     """A live integration by client id, or None."""
-    query = sa.select(Integration.id, Integration.organization_id, Integration.secret_hash, Integration.scopes)
+    query = sa.select(Integration.id, Integration.organization_id, Integration.secret_hash, Integration.scopes,
+                      Integration.jwks, Integration.jwks_url)
     return (await db.execute(query.where(Integration.client_id == client_id, Integration.deleted_at.is_(None)))).first()
 
 
@@ -159,6 +160,18 @@ async def revoke_integration(db: AsyncConnection, org_id: str, integration_id: s
     """Revoke an integration: its tokens stop working at their next request."""
     changes = {"deleted_at": utcnow()}
     await update_versioned(db, Integration, _live_integration(org_id, integration_id), version, changes, _integration, touch=False)
+
+
+async def remember_assertion(db: AsyncConnection, integration_id: str, jti: str, expires_at: int) -> bool:
+    """Keep an accepted assertion's jti until it expires; False if it was already kept (a replay)."""
+    values = {"integration_id": integration_id, "jti": jti, "expires_at": datetime.fromtimestamp(expires_at, UTC)}
+    return await insert_ignoring_conflicts(db, ClientAssertion.__table__, values, [ClientAssertion.jti]) is not None
+
+
+async def forget_expired_assertions(db: AsyncConnection) -> int:
+    """Drop the jtis of assertions that have expired: they would be refused for their exp anyway."""
+    result = await db.execute(sa.delete(ClientAssertion).where(ClientAssertion.expires_at < utcnow()))
+    return result.rowcount or 0
 
 
 # refresh tokens ------------------------------------------------------------------

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.schemas import StrictInput, StrictPatch
+from app.identity.assertions import key_set_problem
 from app.identity.roles import Role, Scope
 
 # \u0085 spelled out: JSON Schema (ECMA) regexes do not count it as \s, the server's regex does.
@@ -32,6 +33,17 @@ class TokenResponse(BaseModel):
     expires_in: int
     scope: str
     refresh_token: str | None = None
+
+
+class SmartConfiguration(BaseModel):
+    """SMART App Launch 2.x discovery (``/.well-known/smart-configuration``), for Backend Services."""
+
+    token_endpoint: str
+    token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
+    grant_types_supported: list[str]
+    scopes_supported: list[str]
+    capabilities: list[str]
 
 
 class OAuthError(BaseModel):
@@ -116,13 +128,52 @@ class UserPublic(BaseModel):
     updated_at: datetime
 
 
+# An http(s) URL with a host and no credentials (as webhook URLs; the host is resolved and checked too).
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+JWKS_URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?([/?#][!-~]*)?$"
+
+
+class PublicJwk(BaseModel):
+    """A public signing key (RFC 7517): RSA for RS384, or EC P-384 for ES384; other members are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    kty: Literal["RSA", "EC"]
+    kid: str = Field(min_length=1, max_length=200)
+    alg: Literal["RS384", "ES384"] | None = None
+    use: Literal["sig"] | None = None
+    n: str | None = None
+    e: str | None = None
+    crv: Literal["P-384"] | None = None
+    x: str | None = None
+    y: str | None = None
+
+
+class Jwks(BaseModel):
+    """A JSON Web Key Set of public keys (RFC 7517, 5)."""
+
+    model_config = ConfigDict(extra="allow")
+    keys: list[PublicJwk] = Field(min_length=1, max_length=20)
+
+
 class IntegrationCreate(StrictInput):
-    """A new machine client."""
+    """A new machine client: a client secret is issued unless it registers a public key set (``jwks`` or ``jwks_url``)."""
 
     name: str = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1, max_length=6)
+    jwks: Jwks | None = Field(default=None, description="Public keys for signed client assertions (SMART Backend Services).")
+    jwks_url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=JWKS_URL_PATTERN,
+                                 description="Where the client publishes its public keys; fetched and cached.")
 
     _unique_scopes = field_validator("scopes")(_unique)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IntegrationCreate:
+        if self.jwks is not None and self.jwks_url is not None:
+            raise ValueError("register either jwks or jwks_url, not both")
+        problem = key_set_problem(self.jwks.model_dump(exclude_none=True)) if self.jwks is not None else None
+        if problem:
+            raise ValueError(f"jwks: {problem}")
+        return self
 
 
 class IntegrationPublic(BaseModel):
@@ -133,11 +184,13 @@ class IntegrationPublic(BaseModel):
     name: str
     client_id: str
     scopes: list[Scope]
+    jwks: Jwks | None = None
+    jwks_url: str | None = None
     version: int
     created_at: datetime
 
 
 class IntegrationCreated(IntegrationPublic):
-    """The create response: the only time ``client_secret`` is shown."""
+    """The create response: the only time ``client_secret`` is shown (null for a key-set integration)."""
 
-    client_secret: str
+    client_secret: str | None

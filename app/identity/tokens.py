@@ -1,4 +1,4 @@
-"""The OAuth 2.0 grants: password, rotating refresh tokens, and client credentials."""
+"""The OAuth 2.0 grants: password, rotating refresh tokens, client credentials (a secret or a signed assertion)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
 from app.core.ids import new_id, utcnow
-from app.core.security import Secrets
-from app.identity import repository
-from app.identity.roles import scopes_for_roles
+from app.core.security import ASSERTION_ALGORITHMS, InvalidAssertion, Secrets, read_unverified, verify_assertion_signature
+from app.identity import assertions, repository, smart
+from app.identity.roles import SCOPES, scopes_for_roles
 
 Subject = tuple[str, str, str]  # (kind, id, organization id)
 
@@ -20,12 +20,36 @@ class GrantError(Exception):
     """An RFC 6749 error: ``error`` code, description, HTTP status."""
 
     def __init__(
-        self, error: str, description: str, status: int = 400, *, commit: bool = False, subject: Subject | None = None
+        self, error: str, description: str, status: int = 400, *, commit: bool = False, subject: Subject | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(description)
-        self.error, self.description, self.status = error, description, status
+        self.error, self.description, self.status, self.reason = error, description, status, reason
         self.commit = commit  # the refusal itself changed state (a revoked family) and must be kept
         self.subject = subject  # the account the attempt named, when it exists (for the audit log)
+        # why, for the audit event: never a credential, never a token
+
+
+def _integration_scopes(held: frozenset[str], requested: str | None) -> tuple[list[str], str]:
+    """An integration's grant: the own scopes its token carries, and the ``scope`` answered (smart module).
+
+    Own scopes asked for beyond what the integration holds are ``invalid_scope``; SMART system
+    scopes it cannot be granted are left out; nothing left to grant is ``invalid_scope``.
+    """
+    if not requested:
+        return sorted(held), " ".join(sorted(held))
+    own: set[str] = set()
+    granted: list[str] = []
+    for word in dict.fromkeys(requested.split()):
+        needed = frozenset({word}) if word in SCOPES else smart.own_scopes_for(word)
+        if needed is None or (word in SCOPES and word not in held):
+            raise GrantError("invalid_scope", "The requested scope exceeds what this client may have.")
+        if needed and needed <= held:
+            own |= needed
+            granted.append(word)
+    if not granted:
+        raise GrantError("invalid_scope", "None of the requested scopes can be granted to this client.")
+    return sorted(own), " ".join(granted)
 
 
 def _narrow(granted: frozenset[str], requested: str | None) -> list[str]:
@@ -104,12 +128,69 @@ async def client_credentials_grant(
     if not secrets.verify_secret(client_secret, integration.secret_hash if integration else None):
         subject = ("integration", integration.id, integration.organization_id) if integration else None
         raise GrantError("invalid_client", "The client credentials are not valid.", status=401, subject=subject)
-    scopes = _narrow(frozenset(integration.scopes), scope)
+    return _integration_tokens(secrets, integration, scope)
+
+
+def _integration_tokens(secrets: Secrets, integration: Any, scope: str | None) -> tuple[dict, Subject]:
+    scopes, granted = _integration_scopes(frozenset(integration.scopes), scope)
     access, expires_in = secrets.issue_access_token(
         sub=integration.id, kind="integration", org=integration.organization_id, scopes=scopes
     )
-    body = {"access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": " ".join(scopes)}
+    body = {"access_token": access, "token_type": "bearer", "expires_in": expires_in, "scope": granted}
     return body, ("integration", integration.id, integration.organization_id)
+
+
+def assertion_issuer(assertion: str) -> str | None:
+    """The client an assertion claims to come from, unverified (to throttle and audit by it)."""
+    try:
+        issuer = read_unverified(assertion)[1].get("iss")
+    except InvalidAssertion:
+        return None
+    return issuer if isinstance(issuer, str) else None
+
+
+def _refused(reason: str, subject: Subject | None = None) -> GrantError:
+    return GrantError("invalid_client", f"The client assertion is not valid: {reason}.", status=401,
+                      subject=subject, reason=reason)
+
+
+NOT_SIGNED = "it is not signed by a key registered for this client"
+
+
+async def assertion_grant(
+    db: AsyncConnection, secrets: Secrets, key_sets: assertions.KeySets, assertion: str, token_url: str,
+    named_client: str | None, scope: str | None,
+) -> tuple[dict, Subject]:
+    """Authenticate an integration by a JWT it signed with a registered key (SMART Backend Services).
+
+    The signature is checked before any claim: an unknown client, a client without keys, an
+    unknown kid and a bad signature all answer the same, so client ids cannot be probed.
+    """
+    try:
+        header, claims = read_unverified(assertion)
+    except InvalidAssertion as exc:
+        raise _refused(str(exc)) from None
+    algorithm, kid, issuer = header.get("alg"), header.get("kid"), claims.get("iss")
+    if algorithm not in ASSERTION_ALGORITHMS:
+        raise _refused(f"its algorithm must be RS384 or ES384, not {str(algorithm)[:20]!r}")
+    if not isinstance(kid, str) or not kid:
+        raise _refused("its header has no kid")
+    integration = await repository.integration_for_login(db, issuer) if isinstance(issuer, str) and issuer else None
+    subject = ("integration", integration.id, integration.organization_id) if integration else None
+    if integration is None or not (integration.jwks or integration.jwks_url):
+        raise _refused(NOT_SIGNED, subject)
+    try:
+        key = assertions.key_by_kid(integration.jwks, kid) if integration.jwks else await key_sets.key(integration.jwks_url, kid)
+        if key is None:
+            raise InvalidAssertion(NOT_SIGNED)
+        verify_assertion_signature(assertion, algorithm, key)
+        checked = assertions.check_claims(claims, token_url, named_client)
+    except InvalidAssertion as exc:
+        reason = str(exc) if str(exc) != "the signature does not verify" else NOT_SIGNED
+        raise _refused(reason, subject) from None
+    if not await repository.remember_assertion(db, integration.id, checked.jti, checked.expires_at):
+        raise _refused("its jti was already used (a replayed assertion)", subject)
+    return _integration_tokens(secrets, integration, scope)
 
 
 async def named_subject(db: AsyncConnection, grant: str | None, name: str | None) -> Subject | None:
