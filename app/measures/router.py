@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
+from starlette.requests import Request
 from starlette.responses import Response
 
 from app import instruments
 from app.core.errors import NotFound
 from app.core.http import JSON, resource
+from app.core.negotiation import negotiate
 from app.core.openapi import AUTH, errors
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
@@ -28,7 +30,11 @@ from app.routing import api_router
 
 catalogue = api_router(prefix="/v1/instruments", tags=["instruments"])
 measures = api_router(prefix="/v1/courses/{course_id}", tags=["measures"])
-SVG = {200: {"description": "The chart as SVG.", "content": {"image/svg+xml": {"schema": {"type": "string", "format": "binary"}}}}}
+# The chart is image/svg+xml; Accept: application/octet-stream gets the same bytes as a download. Declaring
+# both is what lets generators that know only JSON, text/* and octet-stream (openapi-python-client) keep it.
+CHART_TYPES = ("image/svg+xml", "application/octet-stream")
+SVG = {200: {"description": "The chart as SVG (image/svg+xml unless Accept prefers application/octet-stream).",
+             "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in CHART_TYPES}}}
 
 
 @catalogue.get("", response_model=list[InstrumentPublic], responses=errors(401, 503))
@@ -78,10 +84,16 @@ async def get_outcomes(course_id: str, db: Db, principal: ClinicalReader) -> JSO
 
 
 @measures.get("/outcomes/chart.svg", response_class=Response, responses={**SVG, **errors(*AUTH, 404)})
-async def get_outcome_chart(course_id: str, instrument: InstrumentId, db: Db, principal: ClinicalReader) -> Response:
+async def get_outcome_chart(
+    course_id: str, instrument: InstrumentId, db: Db, principal: ClinicalReader, request: Request
+) -> Response:
     """The instrument's trajectory over session numbers as SVG, severity bands shaded, risk flags circled."""
     svg = await service.chart_svg(db, principal, course_id, instrument)
-    return Response(svg, media_type="image/svg+xml")
+    media_type = negotiate(request.headers.get("accept"), CHART_TYPES)
+    headers = {"Vary": "Accept"}
+    if media_type != CHART_TYPES[0]:
+        headers["Content-Disposition"] = f'attachment; filename="{instrument}-chart.svg"'
+    return Response(svg, media_type=media_type, headers=headers)
 
 
 @measures.post("/risk-acknowledgements", status_code=201, response_model=RiskAcknowledgementPublic,

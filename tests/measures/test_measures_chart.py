@@ -67,3 +67,17 @@ def test_acknowledged_flags_stay_marked_but_dashed_and_mspss_shades_high_as_good
     phq = ET.fromstring(render(get_instrument("phq-9"), [], 16))
     phq_fills = {b.get("class").split("-", 1)[1]: b.get("fill") for b in by_class(phq, "rect", "band")}
     assert fills["high"] == phq_fills["minimal"] and fills["low"] == phq_fills["severe"]
+
+
+async def test_the_chart_is_svg_unless_accept_prefers_a_download(client, world):
+    course = await open_course(client, world.clinician)
+    url = f"/v1/courses/{course['id']}/outcomes/chart.svg?instrument=phq-9"
+    for accept, media in (("image/svg+xml", "image/svg+xml"), ("*/*", "image/svg+xml"), ("text/html", "image/svg+xml"),
+                          ("application/octet-stream", "application/octet-stream"),
+                          ("image/svg+xml;q=0.5, application/octet-stream", "application/octet-stream")):
+        response = await client.get(url, headers={**world.clinician.headers, "Accept": accept})
+        assert (response.status_code, response.headers["content-type"].split(";")[0]) == (200, media), accept
+        assert response.headers["vary"] == "Accept"
+        assert ET.fromstring(response.text).tag == SVG + "svg"  # the same document either way
+        download = response.headers.get("content-disposition")
+        assert download == ('attachment; filename="phq-9-chart.svg"' if media != "image/svg+xml" else None)
