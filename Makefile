@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: run test install infra migrate openapi bench bench-audit bench-export clean
+.PHONY: run test install node infra migrate openapi bench bench-audit bench-export clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +14,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# openapi-typescript and tsc for tests/test_generated_clients.py, exactly as package-lock.json pins them.
+# No npm: say so and go on; that test then skips, or fails under CI.
+$(NODE_STAMP): package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "npm is missing: the generated TypeScript client test will skip (and fail under CI)"; fi
+
+node: $(NODE_STAMP)
 
 # The real servers some tests and the bench start themselves on free loopback ports (nginx as the
 # reverse proxy, PgBouncer in front of PostgreSQL), from Debian's packages: see .ci/install-infra.
@@ -28,7 +37,7 @@ run: migrate
 
 # The whole suite: SQLite always, PostgreSQL when a server answers (IPT_TEST_POSTGRES_URL).
 # Two workers: much of the suite waits on databases and on the servers it starts.
-test: install infra
+test: install node infra
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 openapi: install
@@ -47,4 +56,4 @@ bench-export: install
 	$(BIN)/python bench/export_bench.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache
