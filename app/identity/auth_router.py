@@ -103,7 +103,8 @@ async def _grant(db, request: Request, field: dict[str, str], basic: tuple[str, 
 
 def _login_event(request: Request, subject: tokens.Subject | None, status: int, **details: object) -> dict:
     note = AuditNote(details=details)
-    event = audit.event_for(request, note, status, "/v1/auth/token", "login" if status == 200 else "login_failed")
+    event = audit.event_for(request, note, status, "/v1/auth/token")
+    event["action"] = "login" if status == 200 else "login_failed"  # a refused client (401) too, not "denied"
     if subject is not None:
         event |= {"actor_type": subject[0], "actor_id": subject[1], "organization_id": subject[2],
                   "resource_type": subject[0], "resource_id": subject[1]}

@@ -171,12 +171,12 @@ async def assertion_grant(
     except InvalidAssertion as exc:
         raise _refused(str(exc)) from None
     algorithm, kid, issuer = header.get("alg"), header.get("kid"), claims.get("iss")
-    if algorithm not in ASSERTION_ALGORITHMS:
-        raise _refused(f"its algorithm must be RS384 or ES384, not {str(algorithm)[:20]!r}")
-    if not isinstance(kid, str) or not kid:
-        raise _refused("its header has no kid")
     integration = await repository.integration_for_login(db, issuer) if isinstance(issuer, str) and issuer else None
     subject = ("integration", integration.id, integration.organization_id) if integration else None
+    if algorithm not in ASSERTION_ALGORITHMS:
+        raise _refused(f"its algorithm must be RS384 or ES384, not {str(algorithm)[:20]!r}", subject)
+    if not isinstance(kid, str) or not kid:
+        raise _refused("its header has no kid", subject)
     if integration is None or not (integration.jwks or integration.jwks_url):
         raise _refused(NOT_SIGNED, subject)
     try:
