@@ -12,8 +12,9 @@ from typing import Any
 from app.fhir.codesystem import BASE
 
 FHIR_VERSION = "4.0.1"  # FHIR R4
-CHANGED_ON = "2026-12-03"  # the statement's date: change it when the view's capabilities change
+CHANGED_ON = "2026-12-04"  # the statement's date: change it when the view's capabilities change
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"  # SMART's token URL extension
 EVERYTHING = BASE.replace("/CodeSystem/", "/OperationDefinition/") + "EpisodeOfCare-everything"
 
 
@@ -46,8 +47,13 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
             "documentation": "Every request but this one needs a bearer token with the clinical:read scope; "
                              "a clinician sees only the courses they treat. Errors are OperationOutcome.",
             "security": {
-                "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "OAuth", "display": "OAuth"}]}],
-                "description": "A bearer access token from POST /v1/auth/token (password or client credentials).",
+                "extension": [{"url": OAUTH_URIS, "extension": [
+                    {"url": "token", "valueUri": base.removesuffix("/fhir/r4") + "/v1/auth/token"}]}],
+                "service": [{"coding": [{"system": SECURITY_SERVICE, "code": code, "display": code}]}
+                            for code in ("SMART-on-FHIR", "OAuth")],
+                "description": "A bearer access token from POST /v1/auth/token: SMART Backend Services (a client "
+                               "assertion signed RS384/ES384, system scopes; see .well-known/smart-configuration), "
+                               "client credentials or a password.",
             },
             "resource": [
                 {"type": "EpisodeOfCare", "interaction": [{"code": "read"}],

@@ -24,7 +24,10 @@ async def test_the_capability_statement_is_valid_r4_and_needs_no_token(app, clie
         "CapabilityStatement", "instance", "4.0.1")
     assert statement["implementation"]["url"] == str(client.base_url).rstrip("/") + "/fhir/r4"
     [rest] = statement["rest"]
-    assert rest["security"]["service"][0]["coding"][0]["code"] == "OAuth"
+    assert [service["coding"][0]["code"] for service in rest["security"]["service"]] == ["SMART-on-FHIR", "OAuth"]
+    [uris] = rest["security"]["extension"]
+    assert uris["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    assert uris["extension"] == [{"url": "token", "valueUri": str(client.base_url).rstrip("/") + "/v1/auth/token"}]
     assert await _audit_rows(app) == before  # no data read, nothing to audit
 
 
@@ -38,7 +41,7 @@ async def test_the_capability_statement_claims_exactly_what_the_view_serves(app,
     for route in app.routes:
         path = getattr(route, "path", "")
         parts = path.split("/")[3:]  # /fhir/r4/{type}/...
-        if not path.startswith("/fhir/r4/") or parts == ["metadata"]:
+        if not path.startswith("/fhir/r4/") or parts == ["metadata"] or parts[0] == ".well-known":  # SMART discovery
             continue
         for method in route.methods:
             if parts[-1].startswith("$"):
