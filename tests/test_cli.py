@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from app.main import create_app
 from tests.conftest import require_postgres
 from tests.conftest import test_settings as make_settings
 from tests.support.databases import postgres_database, sqlite_database
+from tests.support.smart import Assertion as SignedAssertion
+from tests.support.smart import ClientKey, jwks, token_form
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "cli-test-secret-" + "k" * 32  # shared by the CLI and the in-process app: client secrets are keyed hashes
@@ -85,6 +88,13 @@ class CliRuns:
     runs: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
     tables: dict[str, set[str]] = field(default_factory=dict)
     organizations: dict[str, int] = field(default_factory=dict)
+    client_key: ClientKey = field(default_factory=ClientKey.ec)
+
+
+def _write_json(document: dict) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as out:
+        json.dump(document, out)
+    return out.name
 
 
 def _run_everything(runs: CliRuns) -> None:
@@ -101,6 +111,10 @@ def _run_everything(runs: CliRuns) -> None:
                             "--admin-password", ADMIN_PASSWORD),
         "integration": ("integration", "create", "--org", org_id, "--name", "EHR", "--scopes", "clinical:read clinical:write"),
         "integration_unknown_org": ("integration", "create", "--org", MISSING_ORG, "--name", "EHR", "--scopes", "clinical:read"),
+        "integration_jwks": ("integration", "create", "--org", org_id, "--name", "EHR bulk", "--scopes", "clinical:read",
+                             "--jwks", _write_json(jwks(runs.client_key))),
+        "integration_private_jwks": ("integration", "create", "--org", org_id, "--name", "EHR", "--scopes", "clinical:read",
+                                     "--jwks", _write_json({"keys": [runs.client_key.key.as_dict(private=True) | {"kid": "k"}]})),
     }
     with ThreadPoolExecutor(len(calls)) as pool:
         futures = {name: pool.submit(ipt, runs.url, *args) for name, args in calls.items()}
@@ -181,6 +195,20 @@ async def test_integration_create_prints_credentials_that_work_against_the_app(c
     org_id = json.loads(cli.runs["bootstrap"].stdout)["organization_id"]
     assert me == {"type": "integration", "id": credentials["id"], "organization_id": org_id, "roles": [],
                   "scopes": ["clinical:read", "clinical:write"]}
+
+
+async def test_integration_create_with_a_jwks_file_registers_keys_that_sign_for_a_token(cli):
+    result = cli.runs["integration_jwks"]
+    assert result.returncode == 0, result.stderr
+    credentials = json.loads(result.stdout)
+    assert credentials["client_secret"] is None and credentials["jwks"]["keys"][0]["kid"] == cli.client_key.kid
+    assertion = SignedAssertion(credentials["client_id"], "http://testserver/v1/auth/token").signed(cli.client_key)
+    response, me = await _token(cli.url, token_form(assertion, "system/*.rs"))
+    assert response.status_code == 200, response.text
+    assert me["id"] == credentials["id"] and me["scopes"] == ["clinical:read"]
+    refused = cli.runs["integration_private_jwks"]
+    assert_one_line_error(refused, "private")
+    assert refused.stdout == ""
 
 
 def test_integration_create_for_an_unknown_organization_exits_1_with_one_line(cli):

@@ -21,6 +21,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--org", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "clinical:read clinical:write"')
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--jwks", metavar="FILE", help="a file holding the client's public JWKS (SMART Backend Services): no secret")
+    keys.add_argument("--jwks-url", metavar="URL", help="where the client publishes its public JWKS: no secret")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "bootstrap":
         print(json.dumps(bootstrap(args.org, args.admin_email, args.admin_password)))
     else:
-        print(json.dumps(create_integration(args.org, args.name, args.scopes)))
+        print(json.dumps(create_integration(args.org, args.name, args.scopes, args.jwks, args.jwks_url)))
 
 
 def bootstrap(org: str, email: str, password: str) -> dict[str, str]:
@@ -55,8 +58,26 @@ def bootstrap(org: str, email: str, password: str) -> dict[str, str]:
         raise CliError(f"a user with the email {email} already exists") from None
 
 
-def create_integration(org_id: str, name: str, scopes: str) -> dict[str, Any]:
-    """Register an integration and return its credentials (the secret is shown only now)."""
+def _key_source(jwks_file: str | None, jwks_url: str | None) -> dict[str, Any]:
+    """The checked ``jwks`` or ``jwks_url`` an integration registers with, by the API's own rules."""
+    from pydantic import ValidationError
+
+    from app.identity.schemas import IntegrationCreate
+
+    if jwks_file is None and jwks_url is None:
+        return {}
+    try:
+        jwks = json.loads(open(jwks_file).read()) if jwks_file else None  # noqa: SIM115, PTH123
+        body = IntegrationCreate(name="cli", scopes=["clinical:read"], jwks=jwks, jwks_url=jwks_url)
+    except (OSError, ValueError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise CliError(f"the key set cannot be registered: {detail}") from None
+    return {"jwks": body.jwks.model_dump(exclude_none=True)} if body.jwks else {"jwks_url": body.jwks_url}
+
+
+def create_integration(org_id: str, name: str, scopes: str, jwks_file: str | None = None,
+                       jwks_url: str | None = None) -> dict[str, Any]:
+    """Register an integration and return its credentials (a secret, shown only now, unless it has keys)."""
     from app.core.errors import NotFound
     from app.identity import repository
     from app.identity.roles import SCOPES
@@ -65,14 +86,16 @@ def create_integration(org_id: str, name: str, scopes: str) -> dict[str, Any]:
     unknown = [s for s in wanted if s not in SCOPES]
     if not wanted or unknown:
         raise CliError(f"unknown or missing scopes: {' '.join(unknown) or '(none)'}; choose from {' '.join(SCOPES)}")
+    keys = _key_source(jwks_file, jwks_url)
 
     async def work(db: Any, secrets: Any) -> dict[str, Any]:
         await repository.get_organization(db, org_id)
-        client_secret = secrets.new_secret()
-        values = {"name": name, "scopes": wanted, "client_id": "ipt_" + secrets.new_secret()[:24],
-                  "secret_hash": secrets.hash_secret(client_secret)}
+        client_secret = None if keys else secrets.new_secret()
+        values = {"name": name, "scopes": wanted, "client_id": "ipt_" + secrets.new_secret()[:24], **keys}
+        if client_secret:
+            values["secret_hash"] = secrets.hash_secret(client_secret)
         row = await repository.create_integration(db, org_id, values)
-        return {"id": row["id"], "client_id": row["client_id"], "client_secret": client_secret, "scopes": wanted}
+        return {"id": row["id"], "client_id": row["client_id"], "client_secret": client_secret, "scopes": wanted, **keys}
 
     try:
         return asyncio.run(with_db(work))
