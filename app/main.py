@@ -27,6 +27,7 @@ from app.core.ratelimit import make_rate_limiter
 from app.core.security import Secrets
 from app.courses import router as courses
 from app.fhir import errors as fhir_errors
+from app.fhir import questionnaire_router as fhir_questionnaires
 from app.fhir import read_router as fhir_reads
 from app.fhir import router as fhir
 from app.formulations import router as formulations
@@ -100,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hottest domains first: the route table is searched in order (app.routing).
     mount(app, courses.router, sessions.router, *measures.routers, formulations.router, patients.router, health.router,
           auth_router.router, auth_router.me_router, admin_router.router, research.router, audit.router, webhooks.router,
-          fhir.router, fhir_reads.router, fhir.public)
+          fhir.router, fhir_reads.router, fhir_questionnaires.router, fhir.public)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

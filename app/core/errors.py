@@ -63,6 +63,10 @@ class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class Unprocessable(AppError):
     status, code, title = 422, "validation_error", "Validation error"
 

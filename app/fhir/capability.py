@@ -24,9 +24,12 @@ REFERENCED = (
     ("Practitioner", "A user of the organization (a course's therapist): id and whether active."),
     ("Condition", "A focal problem area of a course's formulation."),
     ("Encounter", "A session of a course."),
-    ("QuestionnaireResponse", "The answers of one administration of a measure."),
+    ("QuestionnaireResponse", ("The answers of one administration of a measure; create records one (clinical:write), "
+                               "naming its course by the workflow-episodeOfCare extension, scored as /v1 scores it.")),
     ("Observation", "The score of one administration of a measure."),
 )
+
+CREATED = {"QuestionnaireResponse": [{"code": "create"}]}  # app/fhir/questionnaire_router.py
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
@@ -63,7 +66,11 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                                                  "and Observations."}]},
                 {"type": "CodeSystem", "interaction": [{"code": "read"}],
                  "documentation": "The project's own code systems (problem areas, protocols, instruments, ...)."},
-                *({"type": kind, "interaction": [{"code": "read"}], "documentation": text} for kind, text in REFERENCED),
+                {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                 "searchParam": [{"name": "url", "type": "uri"}],
+                 "documentation": "The instruments of the catalogue, answered by QuestionnaireResponses (any token)."},
+                *({"type": kind, "interaction": [{"code": "read"}, *CREATED.get(kind, ())], "documentation": text}
+                  for kind, text in REFERENCED),
             ],
         }],
     }

@@ -27,6 +27,7 @@ ISSUE_TYPES = {
     409: "conflict",
     412: "conflict",
     413: "too-long",
+    415: "not-supported",
     422: "processing",
     428: "required",
     429: "throttled",
@@ -41,19 +42,22 @@ class FhirJSON(JSON):
     media_type = MEDIA_TYPE
 
 
-def outcome(status: int, code: str, detail: str) -> dict[str, Any]:
-    """An OperationOutcome with one error issue: the FHIR issue type, our stable code, the safe detail."""
+def outcome(status: int, code: str, detail: str, errors: Any = None) -> dict[str, Any]:
+    """An OperationOutcome: one error issue with the FHIR issue type, our stable code and the safe detail, or,
+    when the problem names elements by FHIRPath (app.fhir.intake), one such issue per element."""
+    issue_type = ISSUE_TYPES.get(status, "exception" if status >= 500 else "processing")
+    details = {"coding": [{"system": PROBLEM_CODES, "code": code}], "text": detail}
+    located = [e for e in errors if isinstance(e, dict) and e.get("expression")] if isinstance(errors, list) else []
+    if not located:
+        return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": issue_type, "details": details}]}
     return {
         "resourceType": "OperationOutcome",
-        "issue": [{
-            "severity": "error",
-            "code": ISSUE_TYPES.get(status, "exception" if status >= 500 else "processing"),
-            "details": {"coding": [{"system": PROBLEM_CODES, "code": code}], "text": detail},
-        }],
+        "issue": [{"severity": "error", "code": e.get("issue", issue_type),
+                   "details": {**details, "text": e["message"]}, "expression": list(e["expression"])} for e in located],
     }
 
 
 def outcome_response(status: int, problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """The OperationOutcome answer for a problem the core handlers built (headers such as WWW-Authenticate kept)."""
-    body = outcome(status, str(problem.get("code", "error")), str(problem.get("detail", "")))
+    body = outcome(status, str(problem.get("code", "error")), str(problem.get("detail", "")), problem.get("errors"))
     return Response(dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)

@@ -27,6 +27,9 @@ from app.instruments.scoring import round2
 
 EXTERNAL_ID_SYSTEM = "https://ipt.example/fhir/sid/patient-external-id"  # the EHR's id, unique in the organization
 QUESTIONNAIRE_BASE = "https://ipt.example/fhir/Questionnaire/"
+# The extensions pack's "episode of care that establishes the context" of an event: R4's QuestionnaireResponse
+# has no element that can name an EpisodeOfCare (app.fhir.intake reads it from posted responses).
+EPISODE_OF_CARE = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
 
 EPISODE_STATUS = {"initial": "active", "middle": "active", "termination": "active",
                   "completed": "finished", "discontinued": "cancelled"}
@@ -182,7 +185,7 @@ def _linked(resource: Resource, measure: dict[str, Any]) -> Resource:
 
 
 def questionnaire_response(measure: dict[str, Any], patient: dict[str, Any]) -> Resource:
-    """The responses of one administration: items "1".."n" as integers (a licensed BDI-II: its total only)."""
+    """The responses of one administration: items "1".."n" as integers (a licensed BDI-II: its total only), in its course."""
     items = measure.get("items")
     if items is None:
         answers = [{"linkId": "total", "answer": [{"valueInteger": int(measure["total"])}]}]
@@ -192,6 +195,7 @@ def questionnaire_response(measure: dict[str, Any], patient: dict[str, Any]) -> 
         "resourceType": "QuestionnaireResponse",
         "id": measure["id"],
         "meta": _meta(measure),
+        "extension": [{"url": EPISODE_OF_CARE, "valueReference": reference("EpisodeOfCare", measure["course_id"])}],
         "questionnaire": QUESTIONNAIRE_BASE + measure["instrument"],
         "status": "completed",
         "subject": patient_reference(patient),
@@ -239,4 +243,14 @@ def bundle(resources: Iterable[Resource], base: str, self_url: str, timestamp: d
         "total": len(entries),
         "link": [{"relation": "self", "url": self_url}],
         "entry": entries,
+    }
+
+
+def collection(resources: Iterable[Resource], base: str, timestamp: datetime) -> Resource:
+    """A collection Bundle (what one request created, not a search), each entry with its fullUrl."""
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": timestamp,
+        "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources],
     }

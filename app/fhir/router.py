@@ -38,7 +38,7 @@ async def read_episode_of_care(course_id: str, db: Db, principal: ClinicalReader
 async def episode_of_care_everything(course_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
     """A course and everything recorded in it as a FHIR R4 searchset Bundle: EpisodeOfCare, Conditions for the
     focal problem areas, Encounters for sessions, a QuestionnaireResponse and an Observation per measure."""
-    return FhirJSON(await service.everything(db, principal, course_id, _base(request), str(request.url)))
+    return FhirJSON(await service.everything(db, principal, course_id, base_url(request), str(request.url)))
 
 
 @router.get("/CodeSystem/{codesystem_id}", response_model=FhirCodeSystem, responses=outcomes(401, 404, 422, 429, 503))
@@ -50,9 +50,9 @@ async def read_code_system(codesystem_id: str, _: CurrentPrincipal) -> FhirJSON:
 @public.get("/metadata", response_model=FhirCapabilityStatement)
 async def capability(request: Request) -> FhirJSON:
     """The FHIR view's CapabilityStatement: resources, interactions, $everything and the token they need (no token)."""
-    return FhirJSON(capability_statement(_base(request), request.app.version))
+    return FhirJSON(capability_statement(base_url(request), request.app.version))
 
 
-def _base(request: Request) -> str:
+def base_url(request: Request) -> str:
     """The FHIR view's base URL as the caller reached it (fullUrls and the statement's implementation.url)."""
     return str(request.base_url).rstrip("/") + PREFIX

@@ -6,12 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.fhir import mapping, questionnaire
 from app.fhir.errors import MEDIA_TYPE
 
 _DESCRIPTIONS = {
     401: "No, bad or expired token (issue code login).",
     403: "The token lacks the scope for this (issue code forbidden).",
+    400: "The body is not JSON (issue code invalid).",
     404: "No such resource in the caller's reach (issue code not-found).",
+    409: "A rule refused it, e.g. the course is closed, or the Idempotency-Key is in use (issue code conflict).",
+    415: "The body is not application/fhir+json or application/json (issue code not-supported).",
     422: "The request did not validate (issue code processing).",
     429: "Rate limited; see Retry-After (issue code throttled).",
     503: "The database is unavailable; see Retry-After (issue code transient).",
@@ -48,6 +52,32 @@ class FhirBundle(FhirResource):
     type: Literal["searchset"]
     total: int
     entry: list[FhirBundleEntry]
+
+
+class FhirCollection(FhirResource):
+    """A FHIR R4 collection Bundle: the resources one request created."""
+
+    resourceType: Literal["Bundle"]
+    type: Literal["collection"]
+    entry: list[FhirBundleEntry]
+
+
+class FhirQuestionnaireItem(BaseModel):
+    """One question: its linkId (the item number, or "total") and the whole numbers it accepts."""
+
+    model_config = ConfigDict(extra="allow")
+    linkId: str
+    type: Literal["integer"]
+    required: bool
+
+
+class FhirQuestionnaire(FhirResource):
+    """An instrument of the catalogue as a FHIR R4 Questionnaire."""
+
+    resourceType: Literal["Questionnaire"]
+    url: str
+    status: Literal["active"]
+    item: list[FhirQuestionnaireItem]
 
 
 class FhirConcept(BaseModel):
@@ -100,3 +130,39 @@ def outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": FhirOperationOutcome, "description": _DESCRIPTIONS[status], "content": {MEDIA_TYPE: {}}}
         for status in sorted(set(statuses))
     }
+
+
+def _reference(kind: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["reference"],
+            "properties": {"reference": {"type": "string", "pattern": f"^{kind}/[A-Za-z0-9.-]{{1,64}}$"}}}
+
+
+def _questionnaire_response_schema() -> dict[str, Any]:
+    """The shape a posted QuestionnaireResponse must have (app.fhir.intake checks it, and its answers, in full)."""
+    answer = {"type": "object", "required": ["valueInteger"], "properties": {"valueInteger": {"type": "integer"}}}
+    return {
+        "type": "object",
+        "description": "A FHIR R4 QuestionnaireResponse naming its course by the workflow-episodeOfCare extension.",
+        "required": ["resourceType", "extension", "questionnaire", "status", "subject", "authored", "item"],
+        "properties": {
+            "resourceType": {"const": "QuestionnaireResponse"},
+            "extension": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                "type": "object", "required": ["url", "valueReference"],
+                "properties": {"url": {"const": mapping.EPISODE_OF_CARE}, "valueReference": _reference("EpisodeOfCare")}}},
+            "questionnaire": {"enum": sorted(questionnaire.BY_URL)},
+            "status": {"const": "completed"},
+            "subject": _reference("Patient"),
+            "encounter": _reference("Encounter"),
+            "authored": {"type": "string", "format": "date"},
+            "item": {"type": "array", "items": {
+                "type": "object", "required": ["linkId", "answer"],
+                "properties": {"linkId": {"type": "string"},
+                               "answer": {"type": "array", "minItems": 1, "maxItems": 1, "items": answer}}}},
+        },
+    }
+
+
+def fhir_body() -> dict[str, Any]:
+    """The ``openapi_extra`` documenting the QuestionnaireResponse body, read by the route itself (not by FastAPI)."""
+    schema = _questionnaire_response_schema()
+    return {"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": schema}, "application/json": {"schema": schema}}}}

@@ -71,6 +71,7 @@ class Instrument:
     clinician_rated: bool
     reliable_change_sd: float | None = None
     reliable_change_r: float | None = None
+    loinc_items: tuple[str, ...] = ()  # LOINC code per item, item 1 first; empty where LOINC has none we use
 
     def as_dict(self) -> dict:
         """The instrument as JSON-ready data (lists, not tuples)."""
@@ -137,6 +138,8 @@ INSTRUMENTS: dict[str, Instrument] = {
             higher_is_better=False,
             loinc_panel="44249-1",
             loinc_total="44261-6",
+            loinc_items=("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3",
+                         "44260-8"),
             licence="Free: no permission required to reproduce, translate, display or "
             "distribute (Pfizer).",
             clinician_rated=False,
@@ -168,6 +171,7 @@ INSTRUMENTS: dict[str, Instrument] = {
             higher_is_better=False,
             loinc_panel="69737-5",
             loinc_total="70274-6",
+            loinc_items=("69725-0", "68509-8", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"),
             licence="Free: no permission required to reproduce, translate, display or "
             "distribute (Pfizer).",
             clinician_rated=False,

@@ -51,6 +51,7 @@ class InstrumentPublic(BaseModel):
     clinician_rated: bool
     reliable_change_sd: float | None
     reliable_change_r: float | None
+    loinc_items: list[str] = Field(description="The LOINC code of each item, item 1 first; empty where none is used.")
 
 
 class MeasureCreate(StrictInput):

@@ -70,8 +70,9 @@ async def test_references_resolve_inside_the_bundle_except_patient_and_practitio
             else:
                 assert f"{_base()}/{ref['reference']}" in full_urls, f"{ref['reference']} does not resolve in the Bundle"
                 checked += 1
-    # diagnoses 2, encounters' episode 3, measures' encounter 2 + 2, observations' derivedFrom 4
-    assert checked == 13
+    # diagnoses 2, encounters' episode 3, measures' encounter 2 + 2, observations' derivedFrom 4,
+    # the responses' workflow-episodeOfCare extension 4
+    assert checked == 17
 
 
 async def test_episode_of_care_carries_phase_status_protocol_period_therapist_and_ranked_diagnoses(everything, recorded):
