@@ -165,4 +165,7 @@ def _questionnaire_response_schema() -> dict[str, Any]:
 def fhir_body() -> dict[str, Any]:
     """The ``openapi_extra`` documenting the QuestionnaireResponse body, read by the route itself (not by FastAPI)."""
     schema = _questionnaire_response_schema()
-    return {"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": schema}, "application/json": {"schema": schema}}}}
+    # One media type in the document (application/json is read too): generated clients would build every nested
+    # model of the body once per media type, under the same names.
+    return {"requestBody": {"required": True, "description": "application/fhir+json (or application/json).",
+                            "content": {MEDIA_TYPE: {"schema": schema}}}}
