@@ -41,14 +41,15 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         "publisher": "IPT API",
         "kind": "instance",
         "software": {"name": "IPT API", "version": software_version},
-        "implementation": {"description": "Read-only FHIR R4 view of courses of interpersonal psychotherapy",
+        "implementation": {"description": "FHIR R4 view of courses of interpersonal psychotherapy; measures may be posted",
                            "url": base},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Every request but this one needs a bearer token with the clinical:read scope; "
-                             "a clinician sees only the courses they treat. Errors are OperationOutcome.",
+            "documentation": "Every request but this one needs a bearer token: reads the clinical:read scope (a "
+                             "Questionnaire any token), a QuestionnaireResponse create clinical:write; a clinician "
+                             "sees only the courses they treat. Errors are OperationOutcome.",
             "security": {
                 "extension": [{"url": OAUTH_URIS, "extension": [
                     {"url": "token", "valueUri": base.removesuffix("/fhir/r4") + "/v1/auth/token"}]}],
