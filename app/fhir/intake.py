@@ -90,7 +90,7 @@ def _answers(resource: dict[str, Any], definition: dict[str, Any], issues: Issue
     for index, item in enumerate(given):
         link_id = item.get("linkId") if isinstance(item, dict) else None
         where = _item_expression(link_id, index)
-        if link_id not in items:
+        if not isinstance(link_id, str) or link_id not in items:  # (a list or an object is no linkId, nor hashable)
             issues.add(where, "No item of the Questionnaire has this linkId.", "structure")
             continue
         if link_id in seen:
