@@ -87,15 +87,17 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 async def _worker() -> None:
-    """Run the webhook worker and the audit sealer until interrupted."""
+    """Run the webhook worker, the Bulk Data export worker and the audit sealer until interrupted."""
     from app.background import housekeeping_loop
     from app.core.security import SecretBox
+    from app.fhir.bulk_worker import BulkWorker
     from app.webhooks.worker import Worker
 
     settings = get_settings()
     async with database() as engine:
         worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
-        await asyncio.gather(worker.loop(), housekeeping_loop(engine, settings.audit_seal_interval_seconds))
+        await asyncio.gather(worker.loop(), BulkWorker(engine, settings).loop(),
+                             housekeeping_loop(engine, settings.audit_seal_interval_seconds))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,10 +26,12 @@ from app.core.proxy import ProxyHeadersMiddleware, TrustedProxies
 from app.core.ratelimit import make_rate_limiter
 from app.core.security import Secrets
 from app.courses import router as courses
+from app.fhir import bulk_router as fhir_bulk
 from app.fhir import errors as fhir_errors
 from app.fhir import questionnaire_router as fhir_questionnaires
 from app.fhir import read_router as fhir_reads
 from app.fhir import router as fhir
+from app.fhir.bulk_worker import BulkWorker
 from app.formulations import router as formulations
 from app.identity import admin_router, auth_router
 from app.identity.accounts import AccountCache
@@ -73,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background_tasks and settings.webhook_worker:
             worker = Worker(app.state.engine, app.state.secrets.box, settings.webhook_allow_private)
             tasks.append(asyncio.create_task(worker.loop()))
+        if settings.background_tasks and settings.bulk_export_worker:
+            tasks.append(asyncio.create_task(BulkWorker(app.state.engine, settings).loop()))
         yield
         for task in tasks:
             task.cancel()
@@ -101,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hottest domains first: the route table is searched in order (app.routing).
     mount(app, courses.router, sessions.router, *measures.routers, formulations.router, patients.router, health.router,
           auth_router.router, auth_router.me_router, admin_router.router, research.router, audit.router, webhooks.router,
-          fhir.router, fhir_reads.router, fhir_questionnaires.router, fhir.public)
+          fhir.router, fhir_bulk.router, fhir_reads.router, fhir_questionnaires.router, fhir.public)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

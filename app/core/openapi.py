@@ -168,6 +168,11 @@ def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if "application/problem+json" in content and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
+                elif content.get("application/json") == {} and len(content) == 2:
+                    # A plain JSON answer declared on a route of another media type (a Bulk Data manifest
+                    # under /fhir): FastAPI filed the model under the route's type; it belongs here.
+                    other = next(t for t in content if t != "application/json")
+                    content["application/json"] = content.pop(other)
     schemas = schema.get("components", {}).get("schemas", {})
     if _FASTAPI_422 not in str(schema.get("paths")):
         schemas.pop("HTTPValidationError", None)

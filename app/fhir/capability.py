@@ -30,6 +30,9 @@ REFERENCED = (
 )
 
 CREATED = {"QuestionnaireResponse": [{"code": "create"}]}  # app/fhir/questionnaire_router.py
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"  # Bulk Data Access 2.0's canonical base (app/fhir/bulk_router.py)
+PATIENT_EXPORT = {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export",
+                  "documentation": "Every patient in reach and their compartment as NDJSON (Bulk Data)."}
 
 
 def capability_statement(base: str, software_version: str) -> dict[str, Any]:
@@ -44,7 +47,8 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
         "implementation": {"description": "FHIR R4 view of courses of interpersonal psychotherapy; measures may be posted",
                            "url": base},
         "fhirVersion": FHIR_VERSION,
-        "format": ["application/fhir+json"],
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
+        "format": ["application/fhir+json", "application/fhir+ndjson"],
         "rest": [{
             "mode": "server",
             "documentation": "Every request but this one needs a bearer token: reads the clinical:read scope (a "
@@ -70,8 +74,16 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}],
                  "searchParam": [{"name": "url", "type": "uri"}],
                  "documentation": "The instruments of the catalogue, answered by QuestionnaireResponses (any token)."},
-                *({"type": kind, "interaction": [{"code": "read"}, *CREATED.get(kind, ())], "documentation": text}
+                *({"type": kind, "interaction": [{"code": "read"}, *CREATED.get(kind, ())], "documentation": text,
+                   **({"operation": [PATIENT_EXPORT]} if kind == "Patient" else {})}
                   for kind, text in REFERENCED),
+                {"type": "Group", "documentation": "A clinician's caseload, by the clinician's Practitioner id: "
+                                                   "only exported, not read.",
+                 "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/group-export",
+                                "documentation": "The caseload's patients and their compartment as NDJSON."}]},
             ],
+            "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export",
+                           "documentation": "Everything in reach, Practitioners included, as NDJSON (Bulk Data): "
+                                            "kick off with Prefer: respond-async, poll Content-Location."}],
         }],
     }

@@ -18,6 +18,7 @@ _DESCRIPTIONS = {
     415: "The body is not application/fhir+json or application/json (issue code not-supported).",
     422: "The request did not validate (issue code processing).",
     429: "Rate limited; see Retry-After (issue code throttled).",
+    500: "The export job failed (issue code exception).",
     503: "The database is unavailable; see Retry-After (issue code transient).",
 }
 
@@ -109,6 +110,24 @@ class FhirCapabilityStatement(FhirResource):
     rest: list[dict[str, Any]]
 
 
+class FhirBulkOutput(BaseModel):
+    """One NDJSON file of a Bulk Data export."""
+
+    type: str
+    url: str
+    count: int
+
+
+class FhirBulkManifest(BaseModel):
+    """The Bulk Data Access 2.0 completion manifest."""
+
+    transactionTime: str
+    request: str
+    requiresAccessToken: bool
+    output: list[FhirBulkOutput]
+    error: list[FhirBulkOutput]
+
+
 class FhirIssue(BaseModel):
     """One issue: severity error, a FHIR issue type, and the API's stable code in details."""
 
@@ -124,8 +143,15 @@ class FhirOperationOutcome(BaseModel):
     issue: list[FhirIssue]
 
 
-def outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` entry for the errors an operation can answer, as OperationOutcome."""
+def outcomes(*statuses: int, by_reference: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry for the errors an operation can answer, as OperationOutcome.
+
+    ``by_reference`` names the schema itself, for routes whose own media type is not FHIR JSON (an
+    NDJSON file): FastAPI would file a response model under that media type instead.
+    """
+    if by_reference:
+        content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/FhirOperationOutcome"}}}
+        return {status: {"description": _DESCRIPTIONS[status], "content": content} for status in sorted(set(statuses))}
     return {
         status: {"model": FhirOperationOutcome, "description": _DESCRIPTIONS[status], "content": {MEDIA_TYPE: {}}}
         for status in sorted(set(statuses))

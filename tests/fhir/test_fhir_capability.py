@@ -35,16 +35,19 @@ async def test_the_capability_statement_claims_exactly_what_the_view_serves(app,
     statement = (await client.get("/fhir/r4/metadata")).json()
     claimed = set()
     for resource in statement["rest"][0]["resource"]:
-        claimed |= {(resource["type"], i["code"]) for i in resource["interaction"]}
+        claimed |= {(resource["type"], i["code"]) for i in resource.get("interaction", [])}
         claimed |= {(resource["type"], f"${o['name']}") for o in resource.get("operation", [])}
+    claimed |= {("system", f"${o['name']}") for o in statement["rest"][0].get("operation", [])}
     served = set()
     for route in app.routes:
         path = getattr(route, "path", "")
         parts = path.split("/")[3:]  # /fhir/r4/{type}/...
-        if not path.startswith("/fhir/r4/") or parts == ["metadata"] or parts[0] == ".well-known":  # SMART discovery
-            continue
+        if not path.startswith("/fhir/r4/") or parts == ["metadata"] or parts[0] in (".well-known", "bulk"):
+            continue  # SMART discovery, and the Bulk Data jobs' status and file URLs (the manifest hands them out)
         for method in route.methods:
-            if parts[-1].startswith("$"):
+            if len(parts) == 1 and parts[0].startswith("$"):
+                served.add(("system", parts[0]))
+            elif parts[-1].startswith("$"):
                 served.add((parts[0], parts[-1]))
             elif method == "GET":
                 served.add((parts[0], "read" if len(parts) == 2 else "search-type"))

@@ -1,0 +1,266 @@
+"""FHIR Bulk Data Access 2.0 ``$export``: the kick-off's parameters, and the sources a job reads in parts.
+
+Decisions where the specification leaves a choice:
+
+- Levels: system (``[base]/$export``) exports everything of the requester's reach, Practitioners
+  included; Patient-level (``[base]/Patient/$export``) the patients in reach and everything in their
+  compartment; Group-level (``[base]/Group/{id}/$export``) one clinician's caseload, as the service
+  defines a caseload (patients of the courses they treat, and those they added with no course
+  yet): the group's id is the clinician's Practitioner id. A clinician may export only their own.
+- A job is worked in parts: each reads up to a batch of rows of one source after the last id the
+  job saved, renders them with the same mapping as the FHIR view (``app.fhir.mapping``: ids and
+  codes, never a name or free text), and stores one NDJSON file per resource type, in one
+  transaction with the new position. Nothing is written twice, nothing skipped, wherever a worker
+  stops.
+- ``transactionTime`` is when the job was accepted: a resource changed after it is left out (the
+  next export with ``_since`` = that time gets it), so a long export is not a moving target.
+  ``_since`` keeps resources changed at or after it (a measure counts as changed when recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.errors import BadRequest
+from app.core.http import dumps
+from app.courses import repository as courses
+from app.courses.models import Course
+from app.deps import Principal
+from app.fhir import mapping
+from app.formulations.models import Formulation
+from app.identity.models import AppUser
+from app.measures.models import Measure
+from app.patients import repository as patients
+from app.patients.models import Patient
+from app.sessions.models import TherapySession
+
+COMPARTMENT = ("Patient", "EpisodeOfCare", "Condition", "Encounter", "QuestionnaireResponse", "Observation")
+LEVEL_TYPES = {"system": (*COMPARTMENT, "Practitioner"), "patient": COMPARTMENT, "group": COMPARTMENT}
+OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
+KNOWN = ("_type", "_since", "_outputFormat", "_format")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """What a kick-off asked for, checked."""
+
+    types: tuple[str, ...]
+    since: datetime | None
+
+
+def parse(level: str, params: Mapping[str, str], prefer: str | None) -> ExportRequest:
+    """Check a kick-off's ``Prefer`` header and parameters; BadRequest (400) names what is wrong."""
+    preferences = {p.strip().lower() for p in (prefer or "").split(",")}
+    if "respond-async" not in preferences:
+        raise BadRequest("A Bulk Data kick-off needs the header Prefer: respond-async.")
+    lenient = "handling=lenient" in preferences
+    unsupported = [name for name in params if name not in KNOWN]
+    if unsupported and not lenient:  # _typeFilter, patient, includeAssociatedData, _elements, ... or a typo
+        raise BadRequest(f"The parameter {unsupported[0][:40]!r} is not supported (Prefer: handling=lenient ignores it).")
+    output_format = params.get("_outputFormat", OUTPUT_FORMATS[0])
+    if output_format not in OUTPUT_FORMATS:
+        raise BadRequest("_outputFormat must be application/fhir+ndjson (or application/ndjson, ndjson).")
+    allowed = LEVEL_TYPES[level]
+    types = allowed
+    if params.get("_type"):
+        asked = tuple(dict.fromkeys(t.strip() for t in params["_type"].split(",") if t.strip()))
+        unknown = [t for t in asked if t not in allowed]
+        if unknown and not lenient:
+            raise BadRequest(f"_type names types this export does not serve: {', '.join(t[:40] for t in unknown[:5])}; "
+                             f"it serves {', '.join(allowed)}.")
+        types = tuple(t for t in asked if t in allowed)
+        if not types:
+            raise BadRequest(f"_type names no type this export serves ({', '.join(allowed)}).")
+    return ExportRequest(types, _instant(params["_since"]) if params.get("_since") else None)
+
+
+def _instant(value: str) -> datetime:
+    """A FHIR instant: a date and time with a zone."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BadRequest("_since must be a FHIR instant with a time zone, such as 2026-01-01T00:00:00Z.")
+    return moment
+
+
+# sources ----------------------------------------------------------------------------------------
+Lines = dict[str, list[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Rows of one table a job reads in id order, and the resource types they render to."""
+
+    name: str
+    types: tuple[str, ...]
+    id_column: Any
+    query: Callable[[dict[str, Any]], sa.Select]
+    render: Callable[[dict[str, Any], dict[str, Any], tuple[str, ...]], Lines]
+
+
+def requester(job: dict[str, Any]) -> Principal:
+    """The principal a job reads as: its requester, with the reach it had when it asked."""
+    roles = ("supervisor",) if job["whole_organization"] and job["requested_by_type"] == "user" else ("clinician",)
+    return Principal(job["requested_by_type"], job["requested_by_id"], job["organization_id"], frozenset(), roles)
+
+
+def _changed(column: Any, job: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """Changed no later than the job's transactionTime, and (with _since) no earlier than _since."""
+    clause = column <= job["transaction_time"]
+    return sa.and_(clause, column >= job["since"]) if job["since"] is not None else clause
+
+
+def _in_time(moment: Any, job: dict[str, Any]) -> bool:
+    """The same test in Python, for a resource of a row whose other resources the query already let in."""
+    moment = _aware(moment)
+    return moment <= _aware(job["transaction_time"]) and (job["since"] is None or moment >= _aware(job["since"]))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite reads timestamps back naive (UTC)
+
+
+def _courses(job: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """The courses in the job's reach (and group)."""
+    clause = courses.reach(requester(job))
+    return sa.and_(clause, Course.therapist_id == job["group_id"]) if job["group_id"] else clause
+
+
+_PATIENT_REF = (Patient.id.label("patient_id"), Patient.external_id.label("patient_external_id"))
+
+
+def _patient_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["patient_id"], "external_id": row["patient_external_id"]}
+
+
+def _patient_query(job: dict[str, Any]) -> sa.Select:
+    principal = requester(job)
+    clause = patients.reach(principal)
+    if job["group_id"]:
+        clause = sa.and_(clause, sa.or_(*patients.caseload_clauses(principal, job["group_id"])))
+    columns = (Patient.id, Patient.external_id, Patient.sex, Patient.birth_date, Patient.version, Patient.updated_at)
+    return sa.select(*columns).where(clause, _changed(Patient.updated_at, job))
+
+
+def _practitioner_query(job: dict[str, Any]) -> sa.Select:
+    columns = (AppUser.id, AppUser.active, AppUser.roles, AppUser.version, AppUser.updated_at)
+    return sa.select(*columns).where(AppUser.organization_id == job["organization_id"], _changed(AppUser.updated_at, job))
+
+
+def _course_query(job: dict[str, Any]) -> sa.Select:
+    columns = (Course.id, Course.phase, Course.protocol, Course.started_on, Course.ended_on, Course.therapist_id,
+               Course.version, Course.updated_at, *_PATIENT_REF, Formulation.id.label("f_id"),
+               Formulation.status.label("f_status"), Formulation.problem_areas.label("f_problem_areas"),
+               Formulation.agreed_on.label("f_agreed_on"), Formulation.created_at.label("f_created_at"),
+               Formulation.version.label("f_version"), Formulation.updated_at.label("f_updated_at"))
+    changed = sa.or_(_changed(Course.updated_at, job), _changed(Formulation.updated_at, job))
+    return (sa.select(*columns).join(Patient, Patient.id == Course.patient_id)
+            .outerjoin(Formulation, Formulation.course_id == Course.id).where(_courses(job), changed))
+
+
+def _session_query(job: dict[str, Any]) -> sa.Select:
+    columns = (TherapySession.id, TherapySession.course_id, TherapySession.held_on, TherapySession.attendance,
+               TherapySession.modality, TherapySession.duration_minutes, TherapySession.problem_areas_addressed,
+               TherapySession.version, TherapySession.updated_at, *_PATIENT_REF)
+    return (sa.select(*columns).join(Course, Course.id == TherapySession.course_id)
+            .join(Patient, Patient.id == Course.patient_id)
+            .where(TherapySession.organization_id == job["organization_id"], _courses(job),
+                   _changed(TherapySession.updated_at, job)))
+
+
+def _measure_query(job: dict[str, Any]) -> sa.Select:
+    columns = (Measure.id, Measure.course_id, Measure.session_id, Measure.instrument, Measure.administered_on,
+               Measure.items, Measure.total, Measure.severity, Measure.version, *_PATIENT_REF)
+    return (sa.select(*columns).join(Course, Course.id == Measure.course_id)
+            .join(Patient, Patient.id == Course.patient_id)
+            .where(Measure.organization_id == job["organization_id"], _courses(job), _changed(Measure.created_at, job)))
+
+
+def _render_patient(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
+    return {"Patient": [dumps(mapping.patient(row))]}
+
+
+def _render_practitioner(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
+    if not {"clinician", "supervisor"} & set(row["roles"] or ()):
+        return {}  # admins and researchers treat no one
+    return {"Practitioner": [dumps(mapping.practitioner(row))]}
+
+
+def _render_course(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
+    formulation = None
+    if row["f_id"] is not None:
+        formulation = {"id": row["f_id"], "status": row["f_status"], "problem_areas": row["f_problem_areas"],
+                       "agreed_on": row["f_agreed_on"], "created_at": row["f_created_at"],
+                       "version": row["f_version"], "updated_at": row["f_updated_at"]}
+    patient, out = _patient_of(row), {}
+    if "EpisodeOfCare" in types and _in_time(row["updated_at"], job):
+        out["EpisodeOfCare"] = [dumps(mapping.episode_of_care(row, patient, formulation))]
+    if "Condition" in types and formulation is not None and _in_time(formulation["updated_at"], job):
+        out["Condition"] = [dumps(c) for c in mapping.conditions(formulation, patient)]
+    return out
+
+
+def _render_session(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
+    return {"Encounter": [dumps(mapping.encounter(row, _patient_of(row)))]}
+
+
+def _render_measure(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
+    patient, out = _patient_of(row), {}
+    if "QuestionnaireResponse" in types:
+        out["QuestionnaireResponse"] = [dumps(mapping.questionnaire_response(row, patient))]
+    if "Observation" in types:
+        out["Observation"] = [dumps(mapping.observation(row, patient))]
+    return out
+
+
+SOURCES = (
+    Source("patients", ("Patient",), Patient.id, _patient_query, _render_patient),
+    Source("practitioners", ("Practitioner",), AppUser.id, _practitioner_query, _render_practitioner),
+    Source("courses", ("EpisodeOfCare", "Condition"), Course.id, _course_query, _render_course),
+    Source("sessions", ("Encounter",), TherapySession.id, _session_query, _render_session),
+    Source("measures", ("QuestionnaireResponse", "Observation"), Measure.id, _measure_query, _render_measure),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What one step of a job wrote: NDJSON per type, the position after it, and whether the job is done."""
+
+    files: dict[str, tuple[int, bytes]]
+    position: dict[str, Any]
+    done: bool
+
+
+async def next_part(db: AsyncConnection, job: dict[str, Any], batch: int) -> Part:
+    """Read and render the next batch of the job's current source (moving on to the next source when one ends)."""
+    position = dict(job["position"] or {"source": 0, "after": ""})
+    wanted = tuple(job["types"])
+    while position["source"] < len(SOURCES):
+        source = SOURCES[position["source"]]
+        types = tuple(t for t in source.types if t in wanted)
+        if not types:
+            position = {"source": position["source"] + 1, "after": ""}
+            continue
+        query = source.query(job).where(source.id_column > position["after"]).order_by(source.id_column).limit(batch)
+        rows = (await db.execute(query)).mappings().all()
+        lines: Lines = {t: [] for t in types}
+        for row in rows:
+            for resource_type, rendered in source.render(row, job, types).items():
+                lines[resource_type] += rendered
+        files = {t: (len(ls), b"\n".join(ls) + b"\n") for t, ls in lines.items() if ls}
+        if len(rows) < batch:
+            position = {"source": position["source"] + 1, "after": ""}
+        else:
+            position = {"source": position["source"], "after": rows[-1]["id"]}
+        done = position["source"] >= len(SOURCES)
+        if files or done:
+            return Part(files, position, done)
+    return Part({}, position, True)

@@ -1,0 +1,87 @@
+"""The Bulk Data export worker: leases a job, writes its parts one transaction at a time, finishes it.
+
+It runs in every server process with background tasks (as the webhook worker does) and in
+``ipt worker``. Jobs, positions and files live in the database, so any worker on any host can take
+over a job whose worker died: the lease runs out and the next worker resumes where the last part
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import Settings
+from app.core.db import transaction
+from app.exports import repository as jobs
+from app.fhir import bulk
+
+log = logging.getLogger("ipt.bulk")
+PURGE_EVERY_SECONDS = 60.0
+
+
+class BulkWorker:
+    """One process's export worker."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.batch = settings.bulk_export_batch
+        self.lease = timedelta(seconds=settings.bulk_export_lease_seconds)
+        self.keep_for = timedelta(hours=settings.bulk_export_retention_hours)
+        self._purged_at = 0.0
+
+    async def loop(self, idle_seconds: float = 1.0) -> None:
+        """Work jobs until cancelled; look for one every ``idle_seconds`` when there is none."""
+        while True:
+            try:
+                worked = await self.run_one()
+                if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
+                    async with transaction(self.engine, write=True) as db:
+                        await jobs.purge_expired(db)
+                    self._purged_at = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be away; try again shortly
+                log.warning("bulk export worker: %s", type(exc).__name__)
+                worked = False
+            if not worked:
+                await asyncio.sleep(idle_seconds)
+
+    async def run_one(self) -> bool:
+        """Lease one job and work it to its end (or until it is cancelled or taken over); False if none waits."""
+        async with transaction(self.engine, write=True) as db:
+            job = await jobs.claim(db, self.owner, self.lease)
+        if job is None:
+            return False
+        try:
+            await self._work(job)
+        except Exception as exc:  # noqa: BLE001 - a job that cannot be rendered fails; it does not wedge the worker
+            log.error("bulk export %s failed: %s", job["id"], type(exc).__name__)
+            async with transaction(self.engine, write=True) as db:
+                if await jobs.hold(db, job["id"], self.owner, self.lease):
+                    await jobs.finish(db, job["id"], self.keep_for, error=f"The export failed ({type(exc).__name__}).")
+        return True
+
+    async def _work(self, job: dict) -> None:
+        while True:
+            async with transaction(self.engine, write=True) as db:
+                if not await jobs.hold(db, job["id"], self.owner, self.lease):
+                    return  # cancelled, or another worker took it over after our lease ran out
+                part = await bulk.next_part(db, job, self.batch)
+                for resource_type, (count, content) in part.files.items():
+                    await jobs.add_file(db, job["id"], resource_type, count, content)
+                written = job["written"] + sum(count for count, _ in part.files.values())
+                await jobs.advance(db, job["id"], part.position, written)
+                if part.done:
+                    await jobs.finish(db, job["id"], self.keep_for)
+            job = {**job, "position": part.position, "written": written}
+            if part.done:
+                return
