@@ -87,7 +87,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 async def _worker() -> None:
-    """Run the webhook worker, the Bulk Data export worker and the audit sealer until interrupted."""
+    """Run the audit sealer, the webhook worker and the Bulk Data export worker (each unless turned off) until interrupted."""
     from app.background import housekeeping_loop
     from app.core.security import SecretBox
     from app.fhir.bulk_worker import BulkWorker
@@ -95,9 +95,12 @@ async def _worker() -> None:
 
     settings = get_settings()
     async with database() as engine:
-        worker = Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private)
-        await asyncio.gather(worker.loop(), BulkWorker(engine, settings).loop(),
-                             housekeeping_loop(engine, settings.audit_seal_interval_seconds))
+        loops = [housekeeping_loop(engine, settings.audit_seal_interval_seconds)]
+        if settings.webhook_worker:
+            loops.append(Worker(engine, SecretBox(settings.secret_key), settings.webhook_allow_private).loop())
+        if settings.bulk_export_worker:
+            loops.append(BulkWorker(engine, settings).loop())
+        await asyncio.gather(*loops)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -60,6 +60,7 @@ def live_process(database_url: str, secret_key: str, workers: int = 1, **env: st
         # The session's live servers share the test database: their webhook workers would race the
         # webhook tests' own workers (and refuse loopback receivers). Tests that want one say so.
         "IPT_WEBHOOK_WORKER": "false",
+        "IPT_BULK_EXPORT_WORKER": "false",  # likewise the Bulk Data worker: the in-process tests work their jobs
         **env,
     }
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]

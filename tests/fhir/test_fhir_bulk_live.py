@@ -1,0 +1,133 @@
+"""Bulk Data with real processes: a worker killed mid-job (SIGKILL) is resumed by another with every row once,
+and a job kicked off at one API process is polled and downloaded from another."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from app.core.ids import new_id
+from app.exports.models import BulkExport
+from app.main import create_app
+from app.measures.models import Measure
+from tests.conftest import test_settings
+from tests.fhir.test_fhir_bulk import ASYNC, kick_off
+from tests.support.databases import throwaway_database
+from tests.support.fhir import record_course
+from tests.support.live import ROOT, live_server
+from tests.support.pgbouncer import app_environment
+from tests.support.world import make_world
+
+EXTRA_MEASURES = 1500
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fresh(request, tmp_path):
+    """A migrated database of its own (its workers must not touch the session's), with an app on it."""
+    from tests.conftest import require_postgres
+    from tests.support.databases import migrate
+
+    if request.param == "postgres":
+        require_postgres()
+    with throwaway_database(request.param, tmp_path) as url:
+        migrate(url)
+        app = create_app(test_settings(url))
+        yield url, app
+        await app.state.engine.dispose()
+
+
+@contextmanager
+def ipt_worker(url: str, secret: str, **env: str) -> Iterator[subprocess.Popen]:
+    """``ipt worker`` on the database, in its own process group; killed on exit if still running."""
+    environment = {**os.environ, **app_environment(url), "IPT_ENV": "test", "IPT_SECRET_KEY": secret,
+                   "IPT_WEBHOOK_WORKER": "false", **env}
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _job(app, export_id: str) -> dict:
+    async with app.state.engine.connect() as db:
+        return dict((await db.execute(sa.select(BulkExport).where(BulkExport.id == export_id))).mappings().one())
+
+
+async def _copy_measures(app, course_id: str, copies: int) -> list[str]:
+    """Many more measures of the course, as copies of one recorded through the API (the API would take minutes)."""
+    async with app.state.engine.begin() as db:
+        row = dict((await db.execute(sa.select(Measure).where(Measure.course_id == course_id).limit(1))).mappings().one())
+        rows = [{**row, "id": new_id()} for _ in range(copies)]
+        await db.execute(sa.insert(Measure), rows)
+        return [r[0] for r in (await db.execute(sa.select(Measure.id).where(Measure.course_id == course_id))).all()]
+
+
+async def test_a_worker_killed_mid_export_is_resumed_by_another_with_every_row_once(fresh):
+    url, app = fresh
+    secret = app.state.settings.secret_key
+    world = await make_world(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        recorded = await record_course(client, world)
+        measure_ids = await _copy_measures(app, recorded.course["id"], EXTRA_MEASURES)
+        location = await kick_off(client, world.ehr, _type="QuestionnaireResponse,Observation")
+        export_id = location.rsplit("/", 1)[1]
+        settings = {"IPT_BULK_EXPORT_BATCH": "10", "IPT_BULK_EXPORT_LEASE_SECONDS": "1"}
+
+        with ipt_worker(url, secret, **settings) as first:
+            deadline = time.monotonic() + 60
+            while (job := await _job(app, export_id))["written"] < 200:
+                assert time.monotonic() < deadline, "the first worker wrote nothing within 60 s"
+                time.sleep(0.02)
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+        job = await _job(app, export_id)
+        assert job["status"] == "in-progress" and 0 < job["written"] < 2 * len(measure_ids), job["written"]
+
+        with ipt_worker(url, secret, **settings):
+            deadline = time.monotonic() + 120
+            while (status := await client.get(location, headers=world.ehr.headers)).status_code == 202:
+                assert time.monotonic() < deadline, "the second worker did not finish within 120 s"
+                time.sleep(0.1)
+        assert status.status_code == 200, status.text
+        seen: dict[str, list[str]] = {"QuestionnaireResponse": [], "Observation": []}
+        for output in status.json()["output"]:
+            body = (await client.get(output["url"], headers=world.ehr.headers)).text
+            seen[output["type"]] += [json.loads(line)["id"] for line in body.splitlines()]
+    assert sorted(seen["QuestionnaireResponse"]) == sorted(measure_ids)  # each once: none missing, none twice
+    assert sorted(seen["Observation"]) == sorted(f"{m}-total" for m in measure_ids)
+
+
+async def test_any_api_process_answers_for_a_job_another_accepted(fresh):
+    url, app = fresh
+    secret = app.state.settings.secret_key
+    world = await make_world(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await record_course(client, world)
+    with live_server(url, secret, IPT_BULK_EXPORT_WORKER="true") as first, live_server(url, secret) as second:
+        kicked = httpx.get(f"{first}/fhir/r4/Patient/$export", headers={**world.ehr.headers, **ASYNC})
+        assert kicked.status_code == 202, kicked.text
+        location = kicked.headers["content-location"].replace(first, second)  # the status, from the other process
+        deadline = time.monotonic() + 30
+        while (status := httpx.get(location, headers=world.ehr.headers)).status_code == 202:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status.status_code == 200, status.text
+        for output in status.json()["output"]:
+            file_url = output["url"].replace(first, second)
+            response = httpx.get(file_url, headers={**world.ehr.headers, "Accept": "application/fhir+ndjson"})
+            assert response.status_code == 200 and len(response.text.splitlines()) == output["count"]
