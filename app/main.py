@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker = Worker(app.state.engine, app.state.secrets.box, settings.webhook_allow_private)
             tasks.append(asyncio.create_task(worker.loop()))
         if settings.background_tasks and settings.bulk_export_worker:
-            tasks.append(asyncio.create_task(BulkWorker(app.state.engine, settings).loop()))
+            tasks.append(asyncio.create_task(BulkWorker(app.state.engine, settings, app.state.bulk_wake).loop()))
         yield
         for task in tasks:
             task.cancel()
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = app.state.rate_limiter
     app.state.metrics = Metrics()
     app.state.accounts = AccountCache()
+    app.state.bulk_wake = asyncio.Event()  # a kick-off wakes this process's Bulk Data worker
     app.state.key_sets = KeySets(settings.webhook_allow_private)  # integrations' JWKS URLs
     handlers.install(app, renderers={fhir_errors.PREFIX: fhir_errors.outcome_response})
     openapi.install(app)

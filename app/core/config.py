@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # FHIR Bulk Data $export (app.fhir.bulk_worker): rows per file part, a worker's lease on a job
     # (another worker resumes it after this long without word), and how long finished files are kept.
     bulk_export_worker: bool = True
-    bulk_export_batch: int = Field(default=10_000, ge=1, le=100_000)
+    bulk_export_batch: int = Field(default=5_000, ge=1, le=100_000)
     bulk_export_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     bulk_export_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     bulk_export_max_active: int = Field(default=5, ge=1, le=100)  # per requester; more is 429

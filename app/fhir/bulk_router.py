@@ -67,6 +67,7 @@ async def _kick_off(request: Request, db: Db, principal: Principal, level: str, 
         "transaction_time": utcnow(),
     })
     audit.note(resource_type="bulk_export", resource_id=job["id"], level=level, types=list(wanted.types))
+    request.app.state.bulk_wake.set()
     location = f"{base_url(request)}/bulk/{job['id']}"
     return FhirJSON(_information("The export has been accepted."), status_code=202, headers={"Content-Location": location})
 

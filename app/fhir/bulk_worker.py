@@ -16,6 +16,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
@@ -30,8 +31,9 @@ PURGE_EVERY_SECONDS = 60.0
 class BulkWorker:
     """One process's export worker."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, wake: asyncio.Event | None = None) -> None:
         self.engine = engine
+        self.wake = wake or asyncio.Event()  # set by this process's kick-offs, so a new job starts at once
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.batch = settings.bulk_export_batch
         self.lease = timedelta(seconds=settings.bulk_export_lease_seconds)
@@ -53,7 +55,12 @@ class BulkWorker:
                 log.warning("bulk export worker: %s", type(exc).__name__)
                 worked = False
             if not worked:
-                await asyncio.sleep(idle_seconds)
+                try:
+                    await asyncio.wait_for(self.wake.wait(), idle_seconds)
+                    self.wake.clear()
+                    await asyncio.sleep(0.05)  # the kick-off's transaction commits just after it wakes us
+                except TimeoutError:
+                    pass
 
     async def run_one(self) -> bool:
         """Lease one job and work it to its end (or until it is cancelled or taken over); False if none waits."""
@@ -73,6 +80,10 @@ class BulkWorker:
     async def _work(self, job: dict) -> None:
         while True:
             async with transaction(self.engine, write=True) as db:
+                if db.dialect.name == "postgresql":
+                    # A part and the position after it commit together, so a part lost in a crash is lost
+                    # with its position and written again: its commit need not wait for the disk.
+                    await db.execute(sa.text("SET LOCAL synchronous_commit = off"))
                 if not await jobs.hold(db, job["id"], self.owner, self.lease):
                     return  # cancelled, or another worker took it over after our lease ran out
                 part = await bulk.next_part(db, job, self.batch)

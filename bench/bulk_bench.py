@@ -1,0 +1,196 @@
+"""Bulk Data benchmark: a FHIR $export of every measure against the research export of the same rows.
+
+One run, on the research export bench's data (bench/export_seed.py: 1,000,000 measures by default,
+a throwaway PostgreSQL database dropped at the end): serve the API as production does (`ipt serve`,
+one process, its Bulk Data worker inside it), then, one after the other,
+
+  1. the research export: GET /v1/research/measures, streamed, lines counted (bench/export_bench.py);
+  2. the Bulk Data export of the same measures: kick off `$export?_type=QuestionnaireResponse,Observation`
+     (Prefer: respond-async), poll the status URL until the manifest, then download every file
+     (Accept: application/fhir+ndjson), counting lines; timed from the kick-off to the last byte;
+
+and print both rates in measures a second, their ratio (target: the Bulk Data export at least half
+the research export's) and the server's peak RSS growth during the Bulk Data export (target: under
+100 MB), written to bench/RESULTS.md under their own heading.
+
+    .venv/bin/python bench/bulk_bench.py [--measures 1000000] [--no-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import httpx
+import psycopg
+from common import BenchError, run_ipt, section, throwaway_database
+from export_bench import RssSampler, commit, cpu_seconds, free_port, rss_mb, serving, timed_export, versions
+from export_seed import Pools, check_columns, seed_organization
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+HEADING = "## Bulk Data export (bench/bulk_bench.py)"
+RATIO_TARGET, MEMORY_TARGET_MB = 0.5, 100.0
+TYPES = "QuestionnaireResponse,Observation"
+
+
+def timed_bulk(base: str, token: str, pid: int) -> dict:
+    """Kick off, poll, download every file: measures a second from the kick-off to the last byte, RSS and CPU."""
+    headers = {"Authorization": f"Bearer {token}"}
+    before_rss, before_cpu = rss_mb(pid), cpu_seconds(pid)
+    sampler = RssSampler(pid)
+    sampler.start()
+    started = time.perf_counter()
+    kicked = httpx.get(f"{base}/fhir/r4/$export", params={"_type": TYPES},
+                       headers={**headers, "Prefer": "respond-async", "Accept": "application/fhir+json"})
+    if kicked.status_code != 202:
+        sampler.stop()
+        raise BenchError(f"the kick-off answered {kicked.status_code}: {kicked.text[:300]}")
+    location, polls = kicked.headers["content-location"], 0
+    while (status := httpx.get(location, headers=headers, timeout=60)).status_code == 202:
+        polls += 1
+        time.sleep(0.2)
+    if status.status_code != 200:
+        sampler.stop()
+        raise BenchError(f"the status answered {status.status_code}: {status.text[:300]}")
+    produced = time.perf_counter() - started
+    lines, size = {}, 0
+    with httpx.Client(headers={**headers, "Accept": "application/fhir+ndjson"}, timeout=600) as client:
+        for output in status.json()["output"]:
+            with client.stream("GET", output["url"]) as response:
+                for chunk in response.iter_raw(1 << 20):
+                    lines[output["type"]] = lines.get(output["type"], 0) + chunk.count(b"\n")
+                    size += len(chunk)
+    elapsed = time.perf_counter() - started
+    peak = sampler.stop()
+    measures = lines.get("Observation", 0)
+    return {"measures": measures, "lines": lines, "files": len(status.json()["output"]), "bytes": size,
+            "seconds": elapsed, "produced_seconds": produced, "rate": measures / elapsed, "polls": polls,
+            "rss_before_mb": before_rss, "rss_peak_mb": peak, "rss_growth_mb": max(0.0, peak - before_rss),
+            "server_cpu_s": cpu_seconds(pid) - before_cpu}
+
+
+def run(args: argparse.Namespace) -> dict:
+    check_columns()
+    secret = secrets.token_urlsafe(48)
+    with throwaway_database("ipt_bench_bulk") as database_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
+        env.update(IPT_DATABASE_URL=database_url, IPT_ENV="production", IPT_SECRET_KEY=secret,
+                   IPT_RATE_LIMIT_PER_MINUTE="0", IPT_LOG_LEVEL="WARNING")
+        section("Migrating and bootstrapping")
+        run_ipt(env, "db", "upgrade")
+        org_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Bulk Organization", "--admin-email",
+                                    "admin@bulk.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
+        other_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Other Organization", "--admin-email",
+                                      "admin@other.bulk.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
+        section(f"Seeding {args.measures:,} measure rows (and {args.measures // 10:,} in another organization) by COPY")
+        started = time.perf_counter()
+        rng = random.Random(20261126)
+        pools = Pools.build(rng)
+        with psycopg.connect(database_url) as conn:
+            counts = seed_organization(conn, rng, pools, org_id, args.measures)
+            seed_organization(conn, rng, pools, other_id, args.measures // 10)
+            conn.commit()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        print(f"seeded in {time.perf_counter() - started:.0f} s: {counts}")
+        credentials = json.loads(run_ipt(env, "integration", "create", "--org", org_id, "--name", "Bench EHR",
+                                         "--scopes", "research:export clinical:read"))
+        section("Serving the API (ipt serve, IPT_ENV=production, 1 process with its Bulk Data worker)")
+        with serving(env, args.port or free_port()) as (base, process):
+            token = httpx.post(f"{base}/v1/auth/token", data={
+                "grant_type": "client_credentials", "client_id": credentials["client_id"],
+                "client_secret": credentials["client_secret"]}).json()["access_token"]
+            timed_export(base, token, process.pid, "?started_year_from=2999")  # warm-up: imports, caches; no rows
+            section("GET /v1/research/measures (NDJSON, streamed; also warms PostgreSQL's cache)")
+            timed_export(base, token, process.pid)
+            load = os.getloadavg()[0]
+            research = timed_export(base, token, process.pid)
+            print(f"{research['rows']:,} rows in {research['seconds']:.2f} s: {research['rate']:,.0f} rows/s")
+            section(f"Bulk Data $export?_type={TYPES}: kick-off, poll, download every file")
+            bulk = timed_bulk(base, token, process.pid)
+            print(f"{bulk['measures']:,} measures ({bulk['lines']}) in {bulk['files']} files, {bulk['bytes'] / 1e6:,.0f} MB, "
+                  f"in {bulk['seconds']:.2f} s (manifest after {bulk['produced_seconds']:.2f} s): {bulk['rate']:,.0f} "
+                  f"measures/s; server RSS {bulk['rss_before_mb']:.0f} -> peak {bulk['rss_peak_mb']:.0f} MB; "
+                  f"server CPU {bulk['server_cpu_s']:.1f} s")
+        if bulk["measures"] != research["rows"] or bulk["lines"].get("QuestionnaireResponse") != research["rows"]:
+            raise BenchError(f"counts differ: research {research['rows']:,}, bulk {bulk['lines']}")
+        return {"research": research, "bulk": bulk, "counts": counts, "versions": versions(database_url),
+                "load": load, "ratio": bulk["rate"] / research["rate"]}
+
+
+def report(result: dict, measures: int) -> str:
+    """The section of RESULTS.md for this run."""
+    r, b = result["research"], result["bulk"]
+    ratio_ok = "meets" if result["ratio"] >= RATIO_TARGET else "MISSES"
+    memory_ok = "meets" if b["rss_growth_mb"] < MEMORY_TARGET_MB else "MISSES"
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""{HEADING}
+
+Written by `bench/bulk_bench.py`; each run replaces this section only. See bench/README.md.
+
+- Date: {now}; code: {commit()}
+- Machine: nproc={os.cpu_count()}, {os.uname().machine}; 1-minute load average before the exports: {result['load']:.2f}
+- Versions: {result['versions']}
+- Data: {measures:,} measures in {result['counts']['course']:,} courses, plus a second organization with a tenth as many; seeded by COPY (bench/export_seed.py).
+- Research export: `GET /v1/research/measures` (NDJSON), streamed, lines counted (the second of two runs).
+- Bulk Data: `$export?_type={TYPES}` from kick-off to the last byte of the last file: the worker inside the one `ipt serve` process writes the files into PostgreSQL while the client polls every 0.2 s, then the client downloads each file in turn.
+
+| | measures | files | MB | seconds | measures/s |
+|---|---:|---:|---:|---:|---:|
+| research export (streamed NDJSON, one row a measure) | {r['rows']:,} | 1 | {r['bytes'] / 1e6:,.0f} | {r['seconds']:.2f} | {r['rate']:,.0f} |
+| Bulk Data (a QuestionnaireResponse and an Observation a measure) | {b['measures']:,} | {b['files']} | {b['bytes'] / 1e6:,.0f} | {b['seconds']:.2f} | {b['rate']:,.0f} |
+
+The manifest was ready after {b['produced_seconds']:.2f} s; downloading took the rest.
+**Bulk Data / research export rate: {result['ratio']:.2f}** (target >= {RATIO_TARGET}: {ratio_ok}).
+**Server peak RSS growth during the Bulk Data export: {b['rss_growth_mb']:.1f} MB** ({b['rss_before_mb']:.0f} MB before, {b['rss_peak_mb']:.0f} MB at the peak; target < {MEMORY_TARGET_MB:.0f} MB: {memory_ok}).
+Server CPU during it: {b['server_cpu_s']:.1f} s ({b['server_cpu_s'] * 1e6 / max(b['measures'], 1):.1f} us per measure).
+"""
+
+
+def write_results(text: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (or append it), leaving every other part as it is."""
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    after = ""
+    if HEADING in current:
+        before, _, rest = current.partition(HEADING)
+        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
+        current = before.rstrip("\n") + "\n"
+    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + after)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--measures", type=int, default=1_000_000)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-results", action="store_true", help="print, but do not write bench/RESULTS.md")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: drop the database
+    try:
+        result = run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    text = report(result, args.measures)
+    section("Result")
+    print(text)
+    if not args.no_results:
+        write_results(text)
+        print(f"written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
