@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test install node infra migrate openapi bench bench-audit bench-export clean
+.PHONY: run test install node infra migrate openapi bench bench-audit bench-export bench-bulk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-audit: install
 
 bench-export: install
 	$(BIN)/python bench/export_bench.py
+
+# A FHIR Bulk Data $export of 1,000,000 measures against the research export of the same rows (bench/README.md).
+bench-bulk: install
+	$(BIN)/python bench/bulk_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules *.egg-info .pytest_cache
