@@ -41,7 +41,7 @@ class BulkExport(SQLModel, table=True):
 
 
 class BulkExportFile(SQLModel, table=True):
-    """One NDJSON file of an export: one resource type, up to a batch of resources."""
+    """One NDJSON file of an export: one resource type, up to a batch of resources, as one gzip member."""
 
     __tablename__ = "bulk_export_file"
     id: str = id_field()

@@ -94,7 +94,7 @@ def _instant(value: str) -> datetime:
 
 
 # sources ----------------------------------------------------------------------------------------
-Lines = dict[str, list[bytes]]
+Lines = dict[str, list]  # NDJSON lines by resource type: bytes (orjson) or str (templates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,12 +219,18 @@ def _render_session(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
 def _render_measures(rows: list, job: dict, types: tuple[str, ...]) -> Lines:
     # The hot path of a big export: the mapping's own rendering, from templates (app.fhir.templates).
     responses, observations = "QuestionnaireResponse" in types, "Observation" in types
-    lines: Lines = {t: [] for t in types}
+    qr_lines, obs_lines = [], []
     for row in rows:
         items = row["items_json"]
-        measure = {**row, "items": None if items is None or items == "null" else orjson.loads(items)}
-        for resource_type, line in templates.measure_lines(measure, responses, observations):
-            lines[resource_type].append(line)
+        qr, obs = templates.measure_lines(row, None if items is None or items == "null" else orjson.loads(items),
+                                          responses, observations)
+        qr_lines.append(qr)
+        obs_lines.append(obs)
+    lines: Lines = {}
+    if responses:
+        lines["QuestionnaireResponse"] = qr_lines
+    if observations:
+        lines["Observation"] = obs_lines
     return lines
 
 
@@ -250,6 +256,13 @@ SOURCES = (
 )
 
 
+def _ndjson(lines: list) -> bytes:
+    """Lines (bytes, or str from the templates) as one NDJSON file."""
+    if lines and isinstance(lines[0], str):
+        return ("\n".join(lines) + "\n").encode()
+    return b"\n".join(lines) + b"\n"
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """What one step of a job wrote: NDJSON per type, the position after it, and whether the job is done."""
@@ -272,7 +285,7 @@ async def next_part(db: AsyncConnection, job: dict[str, Any], batch: int) -> Par
         query = source.query(job).where(source.id_column > position["after"]).order_by(source.id_column).limit(batch)
         rows = await Statement(query).mappings(db, {})  # PostgreSQL: the driver's records, no ORM result layer
         lines = source.render(rows, job, types)
-        files = {t: (len(ls), b"\n".join(ls) + b"\n") for t, ls in lines.items() if ls}
+        files = {t: (len(ls), _ndjson(ls)) for t, ls in lines.items() if ls}
         if len(rows) < batch:
             position = {"source": position["source"] + 1, "after": ""}
         else:

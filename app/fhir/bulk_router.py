@@ -9,6 +9,7 @@ from __future__ import annotations
 from email.utils import format_datetime
 
 from fastapi import Request
+from isal import isal_zlib
 from starlette.responses import Response
 
 from app.audit import context as audit
@@ -132,8 +133,27 @@ async def export_file(export_id: str, file_id: str, request: Request, db: Db, pr
     job = await _job(db, principal, export_id)
     if job["status"] != "completed":
         raise NotFound("No such file in this export.")
-    content = await jobs.file_content(db, export_id, file_id)
+    content = await jobs.file_content(db, export_id, file_id)  # one gzip member (app.fhir.bulk_worker)
     audit.note(action="export", file=file_id)
     media_type = negotiate(request.headers.get("accept"), FILE_TYPES)
-    return Response(content, media_type=media_type, headers={"Cache-Control": "no-store", "Vary": "Accept"})
+    headers = {"Cache-Control": "no-store", "Vary": "Accept, Accept-Encoding"}
+    if accepts_gzip(request.headers.get("accept-encoding")):
+        return Response(content, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(isal_zlib.decompress(content, 47), media_type=media_type, headers=headers)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether Accept-Encoding admits gzip (RFC 9110 12.5.3: ``gzip`` or ``*`` with a weight above 0)."""
+    weights = {}
+    for part in (accept_encoding or "").lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        if coding:
+            weights[coding.strip()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
 

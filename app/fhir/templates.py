@@ -12,7 +12,7 @@ compares the two renderings for every shape.
 from __future__ import annotations
 
 import functools
-import operator
+import itertools
 import re
 from typing import Any
 
@@ -33,18 +33,28 @@ _INDEX = {marker: n for n, marker in enumerate(_TEXT)}
 
 
 class Template:
-    """A rendered prototype split at its markers: ``fill`` puts a row's values in their places."""
+    """A rendered prototype split at its markers: ``fill`` puts a row's values in their places.
 
-    __slots__ = ("format", "pick")
+    ``fill`` is made per template as an f-string over the row's values list (compiled once): no
+    format string is parsed per row, and every literal part is the mapping's own bytes.
+    """
+
+    __slots__ = ("fill",)
 
     def __init__(self, rendered: bytes) -> None:
         text = rendered.decode()
         slots = [_INDEX[m] if m in _INDEX else len(_TEXT) + int(m) - _ITEM_BASE - 1 for m in _MARKER.findall(text)]
-        self.format = _MARKER.sub("%s", text.replace("%", "%%"))
-        self.pick = operator.itemgetter(*slots) if len(slots) > 1 else (lambda values, i=slots[0]: (values[i],))
+        literals = _MARKER.split(text)
+        body = "".join(_literal(part) + (f"{{v[{slot}]}}" if n < len(slots) else "")
+                       for n, (part, slot) in enumerate(itertools.zip_longest(literals, slots)))
+        namespace: dict[str, Any] = {}
+        exec(f"def fill(v):\n    return f{body!r}", namespace)  # noqa: S102 - the source is built here, from the mapping
+        self.fill: Any = namespace["fill"]
 
-    def fill(self, values: list) -> bytes:
-        return (self.format % self.pick(values)).encode()
+
+def _literal(text: str) -> str:
+    """A literal part of the rendering, safe inside an f-string."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _prototype(instrument: str, severity: str, items: int | None, session: bool, external: bool,
@@ -83,9 +93,10 @@ def _iso(day: Any) -> str:
     return day if isinstance(day, str) else day.isoformat()
 
 
-def measure_lines(row: Any, questionnaire_response: bool, observation: bool) -> list[tuple[str, bytes]]:
-    """A measure row's QuestionnaireResponse and Observation lines, equal to the mapping's rendering."""
-    items, external, session, total = row["items"], row["patient_external_id"], row["session_id"], row["total"]
+def measure_lines(row: Any, items: list | None, questionnaire_response: bool, observation: bool) -> tuple[str, str]:
+    """A measure row's QuestionnaireResponse and Observation lines ("" for a type not asked for), as the
+    mapping renders them; ``items`` are the row's answers, parsed."""
+    external, session, total = row["patient_external_id"], row["session_id"], row["total"]
     key = (row["instrument"], row["severity"], None if items is None else len(items), session is not None,
            external is not None)
     qr, obs, mean = _templates.get(key) or _templates_for(key)
@@ -94,9 +105,4 @@ def measure_lines(row: Any, questionnaire_response: bool, observation: bool) -> 
               orjson.dumps(round2(total)).decode() if mean else None]
     if items is not None:
         values += items
-    out = []
-    if questionnaire_response:
-        out.append(("QuestionnaireResponse", qr.fill(values)))
-    if observation:
-        out.append(("Observation", obs.fill(values)))
-    return out
+    return (qr.fill(values) if questionnaire_response else "", obs.fill(values) if observation else "")

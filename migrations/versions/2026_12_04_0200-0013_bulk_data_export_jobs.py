@@ -6,9 +6,9 @@ Create Date: 2026-12-04 02:00:00
 
 FHIR Bulk Data `$export` jobs (`bulk_export`) and their NDJSON files (`bulk_export_file`), kept in
 the database so that every API process, on any host, can answer a job's status and serve its
-files, and a worker killed mid-job resumes from the job's saved position. On PostgreSQL the files'
-content is compressed with LZ4 where the server has it (faster than the default pglz for these
-large, repetitive values).
+files, and a worker killed mid-job resumes from the job's saved position. A file's content is one
+gzip member (the worker compresses it); on PostgreSQL its column is stored EXTERNAL, so the server
+does not try to compress it again.
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ down_revision = '0012'
 branch_labels = None
 depends_on = None
 
-LZ4 = """
-DO $$ BEGIN
-  ALTER TABLE bulk_export_file ALTER COLUMN content SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR undefined_object THEN NULL;
-END $$;
-"""
+UNCOMPRESSED = "ALTER TABLE bulk_export_file ALTER COLUMN content SET STORAGE EXTERNAL"
 
 
 def upgrade() -> None:
@@ -72,7 +67,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_bulk_export_file_export_id"), "bulk_export_file", ["export_id"])
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(LZ4)
+        op.execute(UNCOMPRESSED)
 
 
 def downgrade() -> None:

@@ -231,3 +231,26 @@ async def test_a_job_that_cannot_be_rendered_fails_with_an_operation_outcome(app
     response = await client.get(location, headers=world.ehr.headers)
     assert (response.status_code, response.json()["resourceType"]) == (500, "OperationOutcome")
     assert response.json()["issue"][0]["details"]["text"] == "The export failed (ValueError)."
+
+
+async def test_files_go_gzipped_to_clients_that_accept_gzip_and_plain_to_the_rest(app, client, world):
+    import gzip
+
+    from app.fhir.bulk_router import accepts_gzip
+
+    await record_course(client, world)
+    manifest = await finished(app, client, world.ehr, await kick_off(client, world.ehr, _type="Observation"))
+    url = manifest["output"][0]["url"]
+    zipped = await client.get(url, headers={**world.ehr.headers, "Accept-Encoding": "gzip"})
+    plain = await client.get(url, headers={**world.ehr.headers, "Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["vary"]
+    assert zipped.content == plain.content  # httpx undoes the gzip: the same NDJSON either way
+    async with client.stream("GET", url, headers={**world.ehr.headers, "Accept-Encoding": "gzip"}) as response:
+        wire = b"".join([chunk async for chunk in response.aiter_raw()])
+    assert wire[:2] == b"\x1f\x8b" and len(wire) < len(plain.content)  # gzip on the wire, and smaller
+    assert gzip.decompress(wire) == plain.content
+    assert len(plain.content.splitlines()) == manifest["output"][0]["count"]
+    for header, expected in (("gzip", True), ("GZIP;q=0.5", True), ("gzip;q=0", False), ("*", True), ("br", False),
+                             ("", False), ("deflate, gzip;q=1.0, *;q=0.5", True), ("gzip;q=abc", False)):
+        assert accepts_gzip(header) is expected, header

@@ -36,13 +36,13 @@ def _row(instrument_id: str, severity: str, with_items: bool, session: bool, ext
 def test_the_templates_render_exactly_what_the_mapping_renders(case):
     row = _row(*case)
     patient = {"id": row["patient_id"], "external_id": row["patient_external_id"]}
-    lines = dict(templates.measure_lines(row, True, True))
-    assert lines["QuestionnaireResponse"] == dumps(mapping.questionnaire_response(row, patient))
-    assert lines["Observation"] == dumps(mapping.observation(row, patient))
-    json.loads(lines["Observation"])
+    qr, obs = templates.measure_lines(row, row["items"], True, True)
+    assert qr.encode() == dumps(mapping.questionnaire_response(row, patient))
+    assert obs.encode() == dumps(mapping.observation(row, patient))
+    json.loads(obs)
 
 
 def test_only_the_types_asked_for_are_rendered():
     row = _row("phq-9", "mild", True, True, None)
-    assert [t for t, _ in templates.measure_lines(row, False, True)] == ["Observation"]
-    assert [t for t, _ in templates.measure_lines(row, True, False)] == ["QuestionnaireResponse"]
+    assert templates.measure_lines(row, row["items"], False, True)[0] == ""
+    assert templates.measure_lines(row, row["items"], True, False)[1] == ""
