@@ -85,7 +85,7 @@ def parse(level: str, params: Mapping[str, str], prefer: str | None) -> ExportRe
 def _instant(value: str) -> datetime:
     """A FHIR instant: a date and time with a zone."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:

@@ -36,7 +36,8 @@ KICK_OFF[400]["description"] = "No Prefer: respond-async, or a parameter that is
 STATUS = {200: {"description": "Completed: the manifest of the job's files (application/json, as Bulk Data says).",
                 "model": FhirBulkManifest, "content": {"application/json": {}}},
           202: {"description": "In progress (X-Progress says how far; retry after Retry-After seconds).",
-                "headers": {"X-Progress": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "integer"}}}},
+                "headers": {"X-Progress": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "integer"}}},
+                "model": FhirOperationOutcome, "content": {"application/fhir+json": {}}},
           **outcomes(401, 403, 404, 422, 429, 500, 503)}
 # As the chart: application/octet-stream (the same bytes) is declared too, for generators that know no NDJSON.
 FILE_TYPES = (NDJSON, "application/octet-stream")
@@ -44,6 +45,24 @@ FILE = {200: {"description": "One NDJSON file of the export: one resource per li
               "content": {NDJSON: {"schema": {"type": "string"}},
                           "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         **outcomes(401, 403, 404, 422, 429, 503, by_reference=True)}
+
+
+def _parameters(level: str) -> dict:
+    """The kick-off's header and parameters in the contract (app.fhir.bulk.parse reads and checks them)."""
+    types = "|".join(bulk.LEVEL_TYPES[level])
+    return {"parameters": [
+        {"name": "Prefer", "in": "header", "required": True,
+         "description": "respond-async (required); handling=lenient ignores parameters that are not supported.",
+         "schema": {"type": "string", "pattern": "^respond-async(, ?handling=(strict|lenient))?$"}},
+        {"name": "_type", "in": "query", "required": False, "description": "Resource types, comma-separated.",
+         "schema": {"type": "string", "pattern": f"^({types})(,({types}))*$"}},
+        {"name": "_since", "in": "query", "required": False,
+         "description": "Only resources changed at or after this instant (a FHIR instant, with a zone).",
+         "schema": {"type": "string", "format": "date-time",
+                    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"}},
+        {"name": "_outputFormat", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": list(bulk.OUTPUT_FORMATS)}},
+    ]}
 
 
 def _information(text: str) -> dict:
@@ -73,19 +92,19 @@ async def _kick_off(request: Request, db: Db, principal: Principal, level: str, 
     return FhirJSON(_information("The export has been accepted."), status_code=202, headers={"Content-Location": location})
 
 
-@router.get("/$export", status_code=202, responses=KICK_OFF)
+@router.get("/$export", status_code=202, responses=KICK_OFF, openapi_extra=_parameters("system"))
 async def export_system(request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
     """Start a system-level export of everything in the caller's reach (Prefer: respond-async)."""
     return await _kick_off(request, db, principal, "system")
 
 
-@router.get("/Patient/$export", status_code=202, responses=KICK_OFF)
+@router.get("/Patient/$export", status_code=202, responses=KICK_OFF, openapi_extra=_parameters("patient"))
 async def export_patients(request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
     """Start an export of every patient in the caller's reach and their compartment (Prefer: respond-async)."""
     return await _kick_off(request, db, principal, "patient")
 
 
-@router.get("/Group/{group_id}/$export", status_code=202, responses=KICK_OFF)
+@router.get("/Group/{group_id}/$export", status_code=202, responses=KICK_OFF, openapi_extra=_parameters("group"))
 async def export_group(group_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
     """Start an export of one clinician's caseload (the Group's id is the clinician's Practitioner id)."""
     return await _kick_off(request, db, principal, "group", group_id)

@@ -129,9 +129,10 @@ class FhirBulkManifest(BaseModel):
 
 
 class FhirIssue(BaseModel):
-    """One issue: severity error, a FHIR issue type, and the API's stable code in details."""
+    """One issue: its severity (error, or information for an accepted Bulk Data job), a FHIR issue type, and
+    the API's stable code in details."""
 
-    severity: Literal["error"]
+    severity: Literal["fatal", "error", "warning", "information"]
     code: str
     details: dict[str, Any]
 
