@@ -33,6 +33,7 @@ from app.fhir import read_router as fhir_reads
 from app.fhir import router as fhir
 from app.fhir.bulk_worker import BulkWorker
 from app.formulations import router as formulations
+from app.groups import router as groups
 from app.identity import admin_router, auth_router
 from app.identity.accounts import AccountCache
 from app.identity.assertions import KeySets
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     # Hottest domains first: the route table is searched in order (app.routing).
     mount(app, courses.router, sessions.router, *measures.routers, formulations.router, patients.router, health.router,
-          auth_router.router, auth_router.me_router, admin_router.router, research.router, audit.router, webhooks.router,
+          auth_router.router, auth_router.me_router, admin_router.router, groups.router, research.router, audit.router, webhooks.router,
           fhir.router, fhir_bulk.router, fhir_reads.router, fhir_questionnaires.router, fhir.public)
     if settings.cors_origins:
         app.add_middleware(

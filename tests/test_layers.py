@@ -14,7 +14,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"core"}),  # config, database, errors, security, the plumbing every request runs on
     frozenset({  # the domains, the request pipeline their routers run through, and what they share
         "identity", "deps", "audit", "pipeline", "routing", "webhooks", "patients", "courses", "sessions",
-        "formulations", "measures", "models", "health", "background", "exports",
+        "formulations", "measures", "models", "health", "background", "exports", "groups",
     }),
     frozenset({"fhir", "research"}),  # views that read across the domains
     frozenset({"main"}),  # the application factory

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.core.schemas import StrictInput, StrictPatch
 
-ProtocolId = Literal["ipt", "ipt-a", "ipt-b", "ipc", "ipt-m"]
+ProtocolId = Literal["ipt", "ipt-a", "ipt-b", "ipc", "ipt-m", "group-ipt", "group-ipt-a"]  # group ones: via /v1/groups (G9)
 Phase = Literal["initial", "middle", "termination", "completed", "discontinued"]
 EndReason = Literal[
     "completed", "patient_withdrew", "lost_to_follow_up", "referred_on", "clinical_deterioration", "moved_away", "other"

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
+from app.rules import groups as group_rules
 from app.core.errors import Forbidden, PreconditionFailed, Unprocessable
 from app.core.ids import today
 from app.courses import repository
@@ -83,7 +84,8 @@ async def _require_therapist(db: AsyncConnection, principal: Principal, therapis
 
 
 async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    """Open a course for a patient in reach (S1, S8)."""
+    """Open a course for a patient in reach (S1, S8); a group protocol's course is opened by joining a group (G9)."""
+    group_rules.check_individual_change(data["protocol"])
     await patients.get(db, principal, data["patient_id"], lock=True)
     therapist_id = data.get("therapist_id") or (principal.id if principal.kind == "user" else None)
     if therapist_id is None:
@@ -128,6 +130,7 @@ async def transition(
     """Move a course to its next phase (P1-P7), recording who did it and when."""
     course = await repository.get(db, principal, course_id, lock=True)
     check_version(course, version)
+    group_rules.check_individual_change(course["protocol"])  # G9: its group moves it
     formulation, inventory_count = await repository.formulation_and_inventory(db, course_id)
     rules.check_transition(snapshot(course, formulation, inventory_count), data["to"], data.get("reason"))
     changes: dict[str, Any] = {"phase": data["to"], "attended_in_phase": 0}

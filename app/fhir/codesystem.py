@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import instruments, rules
+from app.rules.protocols import MEMBER_PROTOCOLS
 
 BASE = "https://ipt.example/fhir/CodeSystem/"
 LOINC = "http://loinc.org"
@@ -113,8 +114,9 @@ ROLE_DISPUTE_STAGE = CodeSystem(
 )
 PROTOCOL = CodeSystem(
     "ipt-protocol", "IptProtocol", "IPT protocols",
-    "The IPT variants a course can follow (GET /v1/protocols has each one's contract numbers).",
-    tuple((p.id, p.name, p.description) for p in rules.PROTOCOLS.values()),
+    "The IPT variants a course can follow (GET /v1/protocols has each one's contract numbers), and the group "
+    "protocols a group member's course follows.",
+    tuple((p.id, p.name, p.description) for p in (*rules.PROTOCOLS.values(), *MEMBER_PROTOCOLS.values())),
 )
 INSTRUMENT = CodeSystem(
     "ipt-instrument", "IptInstrument", "IPT outcome instruments",

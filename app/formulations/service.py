@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
+from app.rules import groups as group_rules
 from app.core.errors import PreconditionRequired
 from app.core.ids import new_id, today
 from app.courses import service as courses
@@ -35,6 +36,9 @@ async def put_formulation(
     course = await courses.get_open_for_change(db, principal, course_id)
     areas = [rules.ProblemAreaSnapshot(a["area"], a["focal"], a["primary"]) for a in data["problem_areas"]]
     rules.check_formulation(courses.snapshot(course), areas)
+    focal = sum(1 for a in areas if a.focal)
+    if course["protocol"] in group_rules.GROUP_PROTOCOLS and (focal > 1 or data["status"] == "agreed"):
+        group_rules.check_member_focal_areas(focal)  # G6: a draft may have none yet, never two
     values = {
         "diagnosis": data.get("diagnosis"),
         "summary": data.get("summary"),

@@ -18,6 +18,7 @@ Like the rest of the module this is pure: the service passes a snapshot, the rul
 | G6 | a member's formulation with other than exactly one focal problem area | `too_many_focal_areas` (422) |
 | G7 | a facilitator who is not an active clinician of the organization, or other than 1-2 facilitators | `invalid_facilitator` (422) |
 | G8 | more pre-group meetings than the protocol holds, or one after group session 1 | `pre_group_complete` |
+| G9 | a member's course changed as an individual course would be: opened with a group protocol, a session recorded on it, a phase moved by hand | `group_course` |
 """
 
 from dataclasses import asdict, dataclass
@@ -171,3 +172,11 @@ def check_facilitators(facilitators: dict[str, bool]) -> None:
 def _check_open(group: GroupSnapshot) -> None:
     if not group.is_open:
         raise RuleViolation("G5", "course_closed", "The group has ended and can no longer be changed.")
+
+
+def check_individual_change(protocol: str) -> None:
+    """G9: a group protocol's course is driven by its group: not opened, given sessions or moved on its own."""
+    if protocol in GROUP_PROTOCOLS:
+        raise RuleViolation("G9", "group_course", "This is a group member's course: its sessions and phases come from "
+                            "its group (/v1/groups), and it is opened by joining one.",
+                            context={"protocol": protocol})

@@ -39,6 +39,15 @@ _CATALOGUE = (
      6, 36, 12, 2, 1, 12),
 )
 PROTOCOLS: dict[str, Protocol] = {row[0]: Protocol(*row) for row in _CATALOGUE}
+# A group member's own course: its numbers, for the rules that read any course (app.rules.groups holds
+# the group's side: pre-group meetings, closure, the phase of each group session). Not in the
+# catalogue above: such a course is opened by joining a group, and its sessions are the group's (G9).
+MEMBER_PROTOCOLS: dict[str, Protocol] = {row[0]: Protocol(*row) for row in (
+    ("group-ipt", "Group IPT", "A member's course in a WHO Group IPT group (8-16 weekly group sessions).",
+     8, 16, 8, 1, 1, 0),
+    ("group-ipt-a", "Group IPT-A", "A member's course in a group IPT-A group (adolescents, with a caregiver meeting).",
+     8, 16, 8, 1, 1, 0),
+)}
 
 PHASES = ("initial", "middle", "termination", "completed", "discontinued")
 OPEN_PHASES = frozenset({"initial", "middle", "termination"})
@@ -63,7 +72,7 @@ DISCONTINUE_REASONS = (
 def get_protocol(protocol_id: str) -> Protocol:
     """The catalogue entry for `protocol_id`; an unknown id is a 422 validation error."""
     try:
-        return PROTOCOLS[protocol_id]
+        return PROTOCOLS[protocol_id] if protocol_id in PROTOCOLS else MEMBER_PROTOCOLS[protocol_id]
     except (KeyError, TypeError):
         raise RuleViolation(
             "S1",

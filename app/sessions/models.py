@@ -27,6 +27,8 @@ class TherapySession(SQLModel, table=True):
     problem_areas_addressed: list[str] = json_field()
     note: str | None = Field(default=None, max_length=10000)
     phase: str = Field(max_length=16)
+    # A member's session of a group session (app.groups): attended or missed, numbered as any other.
+    group_session_id: str | None = Field(default=None, foreign_key="group_session.id", max_length=36, index=True)
     version: int = Field(default=1)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

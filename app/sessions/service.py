@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
+from app.rules import groups as group_rules
 from app.core.errors import PreconditionFailed
 from app.core.ids import today
 from app.courses import repository as courses
@@ -20,6 +21,7 @@ from app.webhooks import outbox
 async def record(db: AsyncConnection, principal: Principal, course_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Record a session (S3-S7): attended ones take the next number; all take the current phase."""
     course = await courses.get(db, principal, course_id, lock=True)
+    group_rules.check_individual_change(course["protocol"])  # G9: a member's sessions are the group's
     number = rules.check_session(course_service.snapshot(course), data["attendance"], data["held_on"], today())
     session = await repository.insert(db, {
         **data, "organization_id": principal.organization_id, "course_id": course_id,

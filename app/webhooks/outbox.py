@@ -12,7 +12,8 @@ from app.core.ids import new_id, utcnow
 from app.webhooks.models import OutboxEvent
 
 EVENT_TYPES = ("course.created", "course.phase_changed", "course.closed", "session.recorded", "measure.recorded",
-               "risk.flagged")
+               "risk.flagged",
+               "group.session_recorded", "group.member_joined", "group.member_left")
 
 
 _insert = Statement(sa.insert(OutboxEvent).values(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from app.core.schemas import StrictInput, StrictPatch
 
 EventType = Literal["course.created", "course.phase_changed", "course.closed", "session.recorded", "measure.recorded",
-                    "risk.flagged"]
+                    "risk.flagged", "group.session_recorded", "group.member_joined", "group.member_left"]
 
 
 # An http(s) URL with a host and no credentials: what check_url accepts before it resolves the host.
@@ -26,7 +26,7 @@ class WebhookCreate(StrictInput):
     """A subscription: where to deliver and which events."""
 
     url: str = Field(min_length=8, max_length=2000, pattern=WEBHOOK_URL_PATTERN)
-    events: list[EventType] = Field(min_length=1, max_length=6)
+    events: list[EventType] = Field(min_length=1, max_length=9)
     active: bool = True
 
     _unique_events = field_validator("events")(_unique)
@@ -37,7 +37,7 @@ class WebhookUpdate(StrictPatch):
 
     not_null = ("url", "events", "active")
     url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=WEBHOOK_URL_PATTERN)
-    events: list[EventType] | None = Field(default=None, min_length=1, max_length=6)
+    events: list[EventType] | None = Field(default=None, min_length=1, max_length=9)
     active: bool | None = None
 
     _unique_events = field_validator("events")(_unique)

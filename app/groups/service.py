@@ -1,0 +1,182 @@
+"""Group IPT use cases: open a group, members join (each with a course of their own) and leave, pre-group
+meetings, and group sessions recorded once, under the group's row lock, through the rules G1-G9.
+
+A member's course is an ordinary course in the group protocol, its therapist the lead facilitator:
+each group session adds a session of the member's own course (attended or missed, numbered as
+any other, stamped with the group's phase), so the member's timeline, measures, outcomes, chart,
+FHIR and research rows keep working. The group's phase is its sessions': pre_group until session 1,
+then initial, middle and termination as the protocol numbers them (app.rules.groups).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.errors import PreconditionFailed, Unprocessable
+from app.core.ids import new_id, today
+from app.courses import repository as courses
+from app.deps import Principal
+from app.groups import repository
+from app.identity import repository as identity
+from app.patients import repository as patients
+from app.rules import groups as rules
+from app.rules.sessions import check_new_course
+from app.webhooks import outbox
+
+
+def snapshot(group: dict[str, Any]) -> rules.GroupSnapshot:
+    """What the group rules read."""
+    return rules.GroupSnapshot(group["protocol"], group["planned_sessions"], group["capacity"], group["members"],
+                               group["sessions_held"], group["latest_session_on"], group["status"] == "open")
+
+
+def present(group: dict[str, Any]) -> dict[str, Any]:
+    """A group as the API returns it, with the phase its sessions put it in."""
+    spec = rules.get_group_protocol(group["protocol"])
+    held = group["sessions_held"]
+    phase = ("completed" if group["status"] == "completed" else "pre_group" if held == 0
+             else spec.phase_of(held, group["planned_sessions"]))
+    return group | {"phase": phase}
+
+
+async def _check_facilitators(db: AsyncConnection, organization_id: str, facilitator_ids: list[str]) -> None:
+    rules.check_facilitators({user_id: await identity.user_is_clinician(db, organization_id, user_id)
+                              for user_id in facilitator_ids})
+
+
+def _check_version(group: dict[str, Any], version: int | None) -> None:
+    if version is not None and group["version"] != version:
+        raise PreconditionFailed("The group changed since you read it; read it again and retry.")
+
+
+async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    """Open a group (G2, G4, G7)."""
+    spec = rules.get_group_protocol(data["protocol"])
+    planned = data.get("planned_sessions") or spec.default_planned
+    rules.check_group_plan(spec.id, planned, data["capacity"])
+    await _check_facilitators(db, principal.organization_id, data["facilitator_ids"])
+    group = await repository.insert(db, {"organization_id": principal.organization_id, "name": data["name"],
+                                         "protocol": spec.id, "planned_sessions": planned,
+                                         "capacity": data["capacity"]}, data["facilitator_ids"])
+    return present(group | {"facilitator_ids": data["facilitator_ids"], "members": 0})
+
+
+async def get(db: AsyncConnection, principal: Principal, group_id: str) -> dict[str, Any]:
+    """One group in reach."""
+    return present(await repository.get(db, principal, group_id))
+
+
+async def update(db: AsyncConnection, principal: Principal, group_id: str, version: int, changes: dict) -> dict:
+    """Rename a group, change its plan or capacity (never below what it has), or its facilitators."""
+    group = await repository.get(db, principal, group_id, lock=True)
+    _check_version(group, version)
+    rules.check_group_plan(group["protocol"], changes.get("planned_sessions", group["planned_sessions"]),
+                           changes.get("capacity", group["capacity"]), group["sessions_held"], group["members"])
+    facilitators = changes.pop("facilitator_ids", None)
+    if facilitators is not None:
+        await _check_facilitators(db, principal.organization_id, facilitators)
+        await repository.set_facilitators(db, group_id, facilitators)
+        if facilitators[0] != group["facilitator_ids"][0]:
+            # The lead facilitator is the members' courses' therapist.
+            for member in await repository.members(db, group_id, active_only=True):
+                await courses.save(db, member["course_id"], {"therapist_id": facilitators[0]})
+    saved = await repository.save(db, group_id, version, changes)
+    return present(saved | {"facilitator_ids": facilitators or group["facilitator_ids"], "members": group["members"]})
+
+
+async def join(db: AsyncConnection, principal: Principal, group_id: str, patient_id: str) -> dict[str, Any]:
+    """A patient in reach joins the group (G1, G2) with a course of their own in its protocol (S8)."""
+    group = await repository.get(db, principal, group_id, lock=True)
+    rules.check_join(snapshot(group))
+    await patients.get(db, principal, patient_id, lock=True)
+    check_new_course(await courses.patient_has_open_course(db, patient_id))  # S8: one open course a patient
+    course = await courses.insert(db, {
+        "organization_id": principal.organization_id, "patient_id": patient_id,
+        "therapist_id": group["facilitator_ids"][0], "protocol": group["protocol"],
+        "planned_sessions": group["planned_sessions"], "started_on": today()})
+    member = await repository.insert_member(db, {"organization_id": principal.organization_id, "group_id": group_id,
+                                                 "patient_id": patient_id, "course_id": course["id"]})
+    await repository.advance(db, group_id, {})
+    await outbox.emit(db, principal.organization_id, "group.member_joined", {
+        "group_id": group_id, "member_id": member["id"], "patient_id": patient_id, "course_id": course["id"]})
+    return member
+
+
+async def leave(db: AsyncConnection, principal: Principal, group_id: str, member_id: str, reason: str) -> dict:
+    """A member leaves: their course is discontinued with the reason; the others go on untouched."""
+    group = await repository.get(db, principal, group_id, lock=True)
+    member = await repository.member(db, group_id, member_id)
+    if member["status"] != "active":
+        raise Unprocessable("The member has already left the group.", code="member_left")
+    left = await repository.save_member(db, member_id, {"status": "left", "left_on": today(), "left_reason": reason})
+    [course] = await repository.member_courses(db, [member["course_id"]])
+    await courses.add_transition(db, {
+        "organization_id": principal.organization_id, "course_id": member["course_id"],
+        "from_phase": course["phase"], "to_phase": "discontinued", "reason": reason,
+        "note": None, "by_type": principal.kind, "by_id": principal.id})
+    await courses.save(db, member["course_id"], {"phase": "discontinued", "ended_on": today(), "end_reason": reason,
+                                                 "attended_in_phase": 0})
+    await repository.advance(db, group["id"], {})
+    await outbox.emit(db, principal.organization_id, "group.member_left", {
+        "group_id": group_id, "member_id": member_id, "course_id": member["course_id"], "reason": reason})
+    return left
+
+
+async def pre_group_meeting(db: AsyncConnection, principal: Principal, group_id: str, member_id: str,
+                            held_on: date) -> dict[str, Any]:
+    """Record a member's next pre-group meeting (G8)."""
+    group = await repository.get(db, principal, group_id, lock=True)
+    member = await repository.member(db, group_id, member_id)
+    if member["status"] != "active":
+        raise Unprocessable("The member has left the group.", code="member_left")
+    number = rules.check_pre_group_meeting(snapshot(group), member["pre_group_meetings"])
+    return await repository.save_member(db, member_id, {"pre_group_meetings": number, "last_pre_group_on": held_on})
+
+
+async def record_session(db: AsyncConnection, principal: Principal, group_id: str, data: dict[str, Any]) -> dict:
+    """Record a group session once (G3, G4, G5): a session of every active member's own course, attended or
+    missed, stamped with the group's phase; a fixed number of statements whatever the members."""
+    group = await repository.get(db, principal, group_id, lock=True)
+    active = await repository.members(db, group_id, active_only=True)
+    by_id = {member["id"]: member for member in active}
+    marked = {entry["member_id"]: entry["attendance"] for entry in data["attendance"]}
+    unknown = sorted(set(marked) - set(by_id))
+    if unknown:
+        raise Unprocessable("attendance names someone who is not an active member of the group.",
+                            errors=[{"loc": ["attendance"], "message": "not an active member"}])
+    present_pre_group = {m["id"]: m["pre_group_meetings"] for m in active if marked.get(m["id"]) == "attended"}
+    number, phase = rules.check_group_session(snapshot(group), data["held_on"], present_pre_group)
+    session = await repository.insert_session(db, {
+        "organization_id": principal.organization_id, "group_id": group_id, "number": number,
+        "held_on": data["held_on"], "phase": phase, "duration_minutes": data.get("duration_minutes"),
+        "recorded_by": principal.id})
+    member_courses = {c["id"]: c for c in await repository.member_courses(db, [m["course_id"] for m in active])}
+    last = number == group["planned_sessions"]  # the group ends with it, and its members' courses complete
+    session_rows, changes, attendance = [], {}, []
+    for member in active:
+        course, attended = member_courses[member["course_id"]], marked.get(member["id"]) == "attended"
+        same_phase = course["phase"] == phase
+        count = course["sessions_attended"] + (1 if attended else 0)
+        session_rows.append({"id": new_id(), "organization_id": principal.organization_id, "course_id": course["id"],
+                             "number": count if attended else None, "held_on": data["held_on"],
+                             "attendance": "attended" if attended else "missed", "modality": "in_person",
+                             "duration_minutes": data.get("duration_minutes"), "phase": phase,
+                             "group_session_id": session["id"]})
+        changes[course["id"]] = {
+            "phase": "completed" if last else phase, "sessions_attended": count, "latest_session_on": data["held_on"],
+            "attended_in_phase": (course["attended_in_phase"] if same_phase else 0) + (1 if attended else 0),
+            "first_attended_on": course["first_attended_on"] or (data["held_on"] if attended else None),
+            "ended_on": data["held_on"] if last else None, "end_reason": "completed" if last else None}
+        attendance.append({"member_id": member["id"], "attendance": "attended" if attended else "missed"})
+    if session_rows:
+        await repository.record_attendance(db, session_rows, changes)
+    await repository.advance(db, group_id, {"sessions_held": number, "latest_session_on": data["held_on"],
+                                            **({"status": "completed"} if last else {})})
+    await outbox.emit(db, principal.organization_id, "group.session_recorded", {
+        "group_id": group_id, "group_session_id": session["id"], "number": number, "phase": phase,
+        "held_on": data["held_on"].isoformat(), "attended": sum(1 for a in attendance if a["attendance"] == "attended"),
+        "members": len(attendance)})
+    return session | {"attendance": attendance}
