@@ -164,7 +164,8 @@ async def sessions(db: AsyncConnection, group_id: str) -> list[dict[str, Any]]:
 async def member_courses(db: AsyncConnection, course_ids: list[str]) -> list[dict[str, Any]]:
     """The counters of the members' courses, for a group session (locked with the group's row)."""
     query = sa.select(Course.id, Course.phase, Course.sessions_attended, Course.attended_in_phase,
-                      Course.first_attended_on, Course.patient_id).where(Course.id.in_(course_ids))
+                      Course.first_attended_on, Course.patient_id, Course.therapist_id,
+                      Course.end_reason).where(Course.id.in_(course_ids))
     return [dict(row) for row in (await db.execute(query)).mappings().all()]
 
 
@@ -178,3 +179,12 @@ async def record_attendance(db: AsyncConnection, session_rows: list[dict[str, An
               for name in names}
     await db.execute(sa.update(Course).where(Course.id.in_(list(course_changes)))
                      .values(values | {"version": Course.version + 1, "updated_at": utcnow()}))
+
+
+async def attendance_counts(db: AsyncConnection, group_id: str) -> dict[str, tuple[int, int]]:
+    """Per member course: group sessions attended, and group sessions recorded for it."""
+    attended = sa.func.sum(sa.case((TherapySession.attendance == "attended", 1), else_=0))
+    query = (sa.select(TherapySession.course_id, attended, sa.func.count())
+             .join(GroupSession, GroupSession.id == TherapySession.group_session_id)
+             .where(GroupSession.group_id == group_id).group_by(TherapySession.course_id))
+    return {course_id: (int(a or 0), int(n)) for course_id, a, n in (await db.execute(query)).all()}

@@ -16,6 +16,7 @@ from app.groups import repository, service
 from app.groups.schemas import (
     DiscontinueReason,
     GroupCreate,
+    GroupOutcomes,
     GroupPublic,
     GroupSessionCreate,
     GroupSessionPublic,
@@ -113,3 +114,12 @@ async def list_group_sessions(group_id: str, db: Db, principal: ClinicalReader) 
     await repository.get(db, principal, group_id)
     return JSON(await repository.sessions(db, group_id))
 
+
+
+@router.get("/{group_id}/outcomes", response_model=GroupOutcomes, responses=errors(*AUTH, 404), dependencies=GROUP)
+async def get_group_outcomes(group_id: str, request: Request, db: Db, principal: ClinicalReader) -> JSON:
+    """Per member outcomes (a pseudonym for a member whose course the caller cannot read) and the group's counts:
+    members, completers, attendance rate, response and remission rates per instrument."""
+    sign = request.app.state.secrets.sign
+    audit.note(resource_type="outcome")
+    return JSON(await service.outcomes(db, principal, group_id, lambda member_id: "m_" + sign(f"group-member:{member_id}".encode())[:24]))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.schemas import StrictInput, StrictPatch
 
@@ -117,3 +117,42 @@ class GroupSessionPublic(BaseModel):
     duration_minutes: int | None
     attendance: list[AttendanceEntry]
     created_at: datetime
+
+
+class InstrumentRates(BaseModel):
+    """A group's response and remission rates on one instrument (members measured at least once)."""
+
+    instrument: str
+    members_measured: int
+    response_rate: float | None
+    remission_rate: float | None
+
+
+class MemberOutcome(BaseModel):
+    """One member's outcome: by ids to whoever reads their course, else by a pseudonym (``member``)."""
+
+    model_config = ConfigDict(extra="allow")
+    member_id: str | None = None
+    patient_id: str | None = None
+    course_id: str | None = None
+    member: str | None = None
+    status: Literal["active", "left"]
+    completed: bool
+    sessions_attended: int
+    group_sessions: int
+    outcomes: list[dict[str, Any]]
+
+
+class GroupOutcomes(BaseModel):
+    """A group's outcomes."""
+
+    group_id: str
+    protocol: GroupProtocolId
+    sessions_held: int
+    members: int
+    active: int
+    left: int
+    completers: int
+    attendance_rate: float | None
+    instruments: list[InstrumentRates]
+    per_member: list[MemberOutcome]

@@ -21,6 +21,8 @@ from app.courses import repository as courses
 from app.deps import Principal
 from app.groups import repository
 from app.identity import repository as identity
+from app.measures import repository as measures_repository
+from app.measures import service as measures_service
 from app.patients import repository as patients
 from app.rules import groups as rules
 from app.rules.sessions import check_new_course
@@ -180,3 +182,51 @@ async def record_session(db: AsyncConnection, principal: Principal, group_id: st
         "held_on": data["held_on"].isoformat(), "attended": sum(1 for a in attendance if a["attendance"] == "attended"),
         "members": len(attendance)})
     return session | {"attendance": attendance}
+
+
+def _rate(values: list[bool | None]) -> float | None:
+    """The share of True among the members an outcome applies to (None: it applies to none)."""
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+
+async def outcomes(db: AsyncConnection, principal: Principal, group_id: str, pseudonym: Any) -> dict[str, Any]:
+    """The group's outcomes: each member's (by pseudonym to a caller who cannot read the member's course), and
+    the group's counts: members, completers, leavers, attendance rate, and response and remission rates per
+    instrument by the same definitions as a course's outcomes (domain.md)."""
+    group = await repository.get(db, principal, group_id)
+    members = await repository.members(db, group_id)
+    course_rows = {c["id"]: c for c in await repository.member_courses(db, [m["course_id"] for m in members])}
+    held = await repository.attendance_counts(db, group_id)
+    points: dict[str, list] = {}
+    for row in await measures_repository.points_of_courses(db, [m["course_id"] for m in members]):
+        points.setdefault(row["course_id"], []).append(row)
+    per_member, by_instrument = [], {}
+    for member in members:
+        course = course_rows[member["course_id"]]
+        readable = principal.sees_whole_organization or course["therapist_id"] == principal.id
+        found = measures_service.course_outcomes(measures_service.points_by_instrument(points.get(member["course_id"], [])))
+        for outcome in found:
+            by_instrument.setdefault(outcome["instrument"], []).append(outcome)
+        attended, recorded = held.get(member["course_id"], (0, 0))
+        identity_fields = ({"member_id": member["id"], "patient_id": member["patient_id"], "course_id": member["course_id"]}
+                           if readable else {"member": pseudonym(member["id"])})
+        per_member.append(identity_fields | {
+            "status": member["status"], "completed": course["end_reason"] == "completed",
+            "sessions_attended": attended, "group_sessions": recorded,
+            "outcomes": [{k: o[k] for k in ("instrument", "baseline", "latest", "change", "response", "remission")}
+                         for o in found]})
+    attended_total = sum(a for a, _ in held.values())
+    recorded_total = sum(r for _, r in held.values())
+    return {
+        "group_id": group_id, "protocol": group["protocol"], "sessions_held": group["sessions_held"],
+        "members": len(members), "active": sum(m["status"] == "active" for m in members),
+        "left": sum(m["status"] == "left" for m in members),
+        "completers": sum(course_rows[m["course_id"]]["end_reason"] == "completed" for m in members),
+        "attendance_rate": round(attended_total / recorded_total, 4) if recorded_total else None,
+        "instruments": [{"instrument": name, "members_measured": len(found),
+                         "response_rate": _rate([o["response"] for o in found]),
+                         "remission_rate": _rate([o["remission"] for o in found])}
+                        for name, found in by_instrument.items()],
+        "per_member": per_member,
+    }

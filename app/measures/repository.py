@@ -82,6 +82,12 @@ async def points(db: AsyncConnection, course_id: str) -> list[Mapping[str, Any]]
     return await _points_of_course.mappings(db, {"course_id": course_id})
 
 
+async def points_of_courses(db: AsyncConnection, course_ids: list[str]) -> list[Mapping[str, Any]]:
+    """The POINT columns (and course id) of every measure of several courses, oldest first: one query (a group)."""
+    query = sa.select(Measure.course_id, *columns(Measure, POINT)).where(Measure.course_id.in_(course_ids))
+    return list((await db.execute(query.order_by(*_CHRONOLOGICAL))).mappings().all())
+
+
 async def chart_points(db: AsyncConnection, course_id: str, instrument: str) -> list[Mapping[str, Any]]:
     """The CHART_POINT columns of the course's measures of one instrument, oldest first (read-only rows)."""
     return await _chart_points.mappings(db, {"course_id": course_id, "instrument": instrument})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from app.instruments import INSTRUMENTS
 from app.rules import DISCONTINUE_REASONS, PHASES, PROBLEM_AREAS, PROTOCOLS
+from app.rules.protocols import MEMBER_PROTOCOLS
 
 PROFILES = ("safe_harbor", "limited")
 FORMATS = ("ndjson", "csv")
@@ -47,7 +48,8 @@ COURSE_FACTS = (
            "under the organization's export key. Stable across exports until the key is rotated; unrelated between "
            "organizations. Not reversible without the key, which is never exported."),
     Column("course", "string", "The course's pseudonym: 'c_' and 24 hex digits, made like 'patient'."),
-    Column("protocol", "string", "The IPT protocol of the course (domain.md, Protocols).", values=tuple(PROTOCOLS)),
+    Column("protocol", "string", "The IPT protocol of the course (domain.md, Protocols; group-ipt and group-ipt-a: "
+           "a group member's course).", values=(*PROTOCOLS, *MEMBER_PROTOCOLS)),
     Column("age_at_start", "integer|string", "The patient's age in whole years on the day the course started; "
            "ages of 90 and over are the string \"90+\" (HIPAA Safe Harbor); null when the birth date is unknown.",
            nullable=True),

@@ -230,3 +230,38 @@ async def test_a_members_course_reads_in_fhir_with_an_encounter_per_group_sessio
     episode, *rest = [e["resource"] for e in bundle.json()["entry"]]
     assert episode["type"][0]["coding"][0]["code"] == "group-ipt"
     assert sorted(r["status"] for r in rest if r["resourceType"] == "Encounter") == ["cancelled", "finished"]
+
+
+async def test_group_outcomes_count_the_members_and_rate_them_by_the_course_definitions(client, world):
+    from tests.support.measures import phq9
+
+    group = await _group(client, world, facilitator_ids=[world.clinician.id, world.clinician2.id])
+    members = await _members(client, world, group, 3)
+    url = f"/v1/groups/{group['id']}"
+    for member in members:
+        await _post(client, world.clinician, f"{url}/members/{member['id']}/pre-group-meetings", {"held_on": _day(0)})
+    for member, (first, last) in zip(members[:2], ((20, 4), (20, 15)), strict=True):
+        for day, total in ((0, first), (2, last)):
+            await _post(client, world.clinician, f"/v1/courses/{member['course_id']}/measures",
+                        {"instrument": "phq-9", "administered_on": _day(day), "items": phq9(total)})
+    everyone = [{"member_id": m["id"], "attendance": "attended"} for m in members]
+    await _post(client, world.clinician, f"{url}/sessions", {"held_on": _day(1), "attendance": everyone})
+    await client.delete(f"{url}/members/{members[2]['id']}", params={"reason": "patient_withdrew"}, headers=world.clinician.headers)
+    await _post(client, world.clinician, f"{url}/sessions", {"held_on": _day(2), "attendance": [
+        {"member_id": members[0]["id"], "attendance": "attended"}, {"member_id": members[1]["id"], "attendance": "missed"}]})
+
+    lead = (await client.get(f"{url}/outcomes", headers=world.clinician.headers)).json()
+    assert (lead["members"], lead["active"], lead["left"], lead["completers"], lead["sessions_held"]) == (3, 2, 1, 0, 2)
+    assert lead["attendance_rate"] == 0.8  # 4 of the 5 member-sessions recorded
+    [phq] = lead["instruments"]
+    assert (phq["instrument"], phq["members_measured"], phq["response_rate"], phq["remission_rate"]) == ("phq-9", 2, 0.5, 0.5)
+    assert [m["member_id"] for m in lead["per_member"]] == [m["id"] for m in members]
+    assert [o["response"] for o in lead["per_member"][0]["outcomes"]] == [True]
+    # The second facilitator reaches the group but not the members' courses: pseudonyms, no ids.
+    second = (await client.get(f"{url}/outcomes", headers=world.clinician2.headers))
+    assert second.status_code == 200, second.text
+    pseudonymous = second.json()["per_member"]
+    assert all(m["member"].startswith("m_") and "patient_id" not in m or m.get("patient_id") is None for m in pseudonymous)
+    assert not any(m["id"] in second.text or m["patient_id"] in second.text for m in members)
+    assert (await client.get(f"{url}/outcomes", headers=world.clinician2.headers)).json()["per_member"][0]["member"] == \
+        pseudonymous[0]["member"]  # stable
