@@ -7,6 +7,8 @@ Decisions where the specification leaves a choice:
   compartment; Group-level (``[base]/Group/{id}/$export``) one clinician's caseload, as the service
   defines a caseload (patients of the courses they treat, and those they added with no course
   yet): the group's id is the clinician's Practitioner id. A clinician may export only their own.
+  A group IPT group's id exports its members instead (their own courses, whoever treats them):
+  a Group the view also reads (``GET /fhir/r4/Group/{id}``).
 - A job is worked in parts: each reads up to a batch of rows of one source after the last id the
   job saved, renders them with the same mapping as the FHIR view (``app.fhir.mapping``: ids and
   codes, never a name or free text), and stores one NDJSON file per resource type, in one
@@ -36,6 +38,7 @@ from app.courses.models import Course
 from app.deps import Principal
 from app.fhir import mapping, templates
 from app.formulations.models import Formulation
+from app.groups.models import GroupMember
 from app.identity.models import AppUser
 from app.measures.models import Measure
 from app.patients import repository as patients
@@ -43,7 +46,8 @@ from app.patients.models import Patient
 from app.sessions.models import TherapySession
 
 COMPARTMENT = ("Patient", "EpisodeOfCare", "Condition", "Encounter", "QuestionnaireResponse", "Observation")
-LEVEL_TYPES = {"system": (*COMPARTMENT, "Practitioner"), "patient": COMPARTMENT, "group": COMPARTMENT}
+LEVEL_TYPES = {"system": (*COMPARTMENT, "Practitioner"), "patient": COMPARTMENT, "group": COMPARTMENT,
+               "members": COMPARTMENT}  # group: a clinician's caseload; members: a group IPT group's members
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 KNOWN = ("_type", "_since", "_outputFormat", "_format")
 
@@ -131,8 +135,10 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _courses(job: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """The courses in the job's reach (and group)."""
+    """The courses in the job's reach (and group: a caseload's, or a group IPT group's members')."""
     clause = courses.reach(requester(job))
+    if job["level"] == "members":
+        return sa.and_(clause, Course.id.in_(sa.select(GroupMember.course_id).where(GroupMember.group_id == job["group_id"])))
     return sa.and_(clause, Course.therapist_id == job["group_id"]) if job["group_id"] else clause
 
 
@@ -146,7 +152,9 @@ def _patient_of(row: dict[str, Any]) -> dict[str, Any]:
 def _patient_query(job: dict[str, Any]) -> sa.Select:
     principal = requester(job)
     clause = patients.reach(principal)
-    if job["group_id"]:
+    if job["level"] == "members":
+        clause = sa.and_(clause, Patient.id.in_(sa.select(GroupMember.patient_id).where(GroupMember.group_id == job["group_id"])))
+    elif job["group_id"]:
         clause = sa.and_(clause, sa.or_(*patients.caseload_clauses(principal, job["group_id"])))
     columns = (Patient.id, Patient.external_id, Patient.sex, Patient.birth_date, Patient.version, Patient.updated_at)
     return sa.select(*columns).where(clause, _changed(Patient.updated_at, job))

@@ -22,6 +22,7 @@ from app.fhir import bulk
 from app.fhir.errors import FhirJSON
 from app.fhir.router import PREFIX, base_url
 from app.fhir.schemas import FhirBulkManifest, FhirOperationOutcome, outcomes
+from app.groups import repository as groups
 from app.identity import repository as identity
 from app.routing import api_router
 
@@ -70,10 +71,20 @@ def _information(text: str) -> dict:
                                                            "details": {"text": text}}]}
 
 
+async def _is_ipt_group(db: Db, principal: Principal, group_id: str) -> bool:
+    try:
+        await groups.get(db, principal, group_id)
+    except NotFound:
+        return False
+    return True
+
+
 async def _kick_off(request: Request, db: Db, principal: Principal, level: str, group_id: str | None = None) -> FhirJSON:
     wanted = bulk.parse(level, dict(request.query_params), request.headers.get("prefer"))
-    if group_id is not None:
-        # A group is a clinician's caseload; a clinician reaches only their own.
+    if group_id is not None and await _is_ipt_group(db, principal, group_id):
+        level = "members"  # a group IPT group in reach: its members
+    elif group_id is not None:
+        # Else a Group is a clinician's caseload; a clinician reaches only their own.
         mine = principal.sees_whole_organization or group_id == principal.id
         if not mine or not await identity.user_is_clinician(db, principal.organization_id, group_id):
             raise NotFound("No such Group.")
@@ -106,7 +117,8 @@ async def export_patients(request: Request, db: Db, principal: ClinicalReader) -
 
 @router.get("/Group/{group_id}/$export", status_code=202, responses=KICK_OFF, openapi_extra=_parameters("group"))
 async def export_group(group_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
-    """Start an export of one clinician's caseload (the Group's id is the clinician's Practitioner id)."""
+    """Start an export of a group IPT group's members, or of one clinician's caseload (a Group id that is the
+    clinician's Practitioner id)."""
     return await _kick_off(request, db, principal, "group", group_id)
 
 

@@ -77,10 +77,11 @@ def capability_statement(base: str, software_version: str) -> dict[str, Any]:
                 *({"type": kind, "interaction": [{"code": "read"}, *CREATED.get(kind, ())], "documentation": text,
                    **({"operation": [PATIENT_EXPORT]} if kind == "Patient" else {})}
                   for kind, text in REFERENCED),
-                {"type": "Group", "documentation": "A clinician's caseload, by the clinician's Practitioner id: "
-                                                   "only exported, not read.",
+                {"type": "Group", "interaction": [{"code": "read"}],
+                 "documentation": "A group IPT group as a Group of its members (read and export); a clinician's "
+                                  "caseload, by the clinician's Practitioner id, for export only.",
                  "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/group-export",
-                                "documentation": "The caseload's patients and their compartment as NDJSON."}]},
+                                "documentation": "The group's (or caseload's) patients and their compartment as NDJSON."}]},
             ],
             "operation": [{"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export",
                            "documentation": "Everything in reach, Practitioners included, as NDJSON (Bulk Data): "

@@ -77,6 +77,25 @@ def practitioner(user: dict[str, Any]) -> Resource:
     return {"resourceType": "Practitioner", "id": user["id"], "meta": _meta(user), "active": bool(user["active"])}
 
 
+def group(row: dict[str, Any], members: list[dict[str, Any]]) -> Resource:
+    """A group IPT group as a Group of actual persons: its protocol as code, the lead facilitator managing it,
+    each member a Patient (inactive once they left); never the group's name (a label a clinic types freely)."""
+    resource: Resource = {
+        "resourceType": "Group", "id": row["id"], "meta": _meta(row), "type": "person", "actual": True,
+        "code": _concept(cs.PROTOCOL.coding(row["protocol"])),
+        "quantity": sum(1 for m in members if m["status"] == "active"),
+    }
+    if row.get("facilitator_ids"):
+        resource["managingEntity"] = {"reference": f"Practitioner/{row['facilitator_ids'][0]}", "type": "Practitioner"}
+    if members:
+        resource["member"] = [
+            {"entity": {"reference": f"Patient/{m['patient_id']}", "type": "Patient"},
+             "period": {"start": m["created_at"], **({"end": m["left_on"]} if m["left_on"] else {})},
+             "inactive": m["status"] != "active"}
+            for m in members]
+    return resource
+
+
 def _concept(*codings: dict[str, str]) -> dict[str, Any]:
     return {"coding": list(codings)}
 

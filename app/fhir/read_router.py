@@ -33,3 +33,4 @@ _read("Condition", reads.condition, "A focal problem area of a course's formulat
 _read("Encounter", reads.encounter, "A session of a course as an Encounter.")
 _read("QuestionnaireResponse", reads.questionnaire_response, "One administration of a measure as a QuestionnaireResponse.")
 _read("Observation", reads.observation, "The score of one administration of a measure as an Observation.")
+_read("Group", reads.group, "A group IPT group in the caller's reach as a Group of its members (no name).")

@@ -21,6 +21,7 @@ from app.deps import Principal
 from app.fhir import mapping
 from app.formulations import repository as formulations
 from app.formulations.models import Formulation
+from app.groups import repository as groups
 from app.identity import repository as identity
 from app.measures import repository as measures
 from app.measures.models import Measure
@@ -88,3 +89,10 @@ async def condition(db: AsyncConnection, principal: Principal, condition_id: str
     if not found:
         raise NotFound("No such Condition.")
     return found[0]
+
+
+async def group(db: AsyncConnection, principal: Principal, group_id: str) -> dict[str, Any]:
+    """A group IPT group in the caller's reach as a Group of its members."""
+    found = await groups.get(db, principal, group_id)
+    audit.note(resource_type="group", resource_id=group_id, fhir="Group")
+    return mapping.group(found, await groups.members(db, group_id))

@@ -265,3 +265,28 @@ async def test_group_outcomes_count_the_members_and_rate_them_by_the_course_defi
     assert not any(m["id"] in second.text or m["patient_id"] in second.text for m in members)
     assert (await client.get(f"{url}/outcomes", headers=world.clinician2.headers)).json()["per_member"][0]["member"] == \
         pseudonymous[0]["member"]  # stable
+
+
+async def test_a_group_reads_as_a_fhir_group_and_exports_its_members(app, client, world):
+    from tests.fhir.test_fhir_bulk import download, finished, kick_off
+    from tests.support.fhir import validate
+
+    group = await _group(client, world)
+    members = await _members(client, world, group, 2)
+    other = await create_patient(client, world.clinician)  # in the caseload, not in the group
+    url = f"/v1/groups/{group['id']}"
+    await client.delete(f"{url}/members/{members[1]['id']}", params={"reason": "other"}, headers=world.clinician.headers)
+    read = await client.get(f"/fhir/r4/Group/{group['id']}", headers=world.clinician.headers)
+    assert read.status_code == 200, read.text
+    validate(read.json())
+    resource = read.json()
+    assert (resource["type"], resource["actual"], resource["quantity"]) == ("person", True, 1)
+    assert [(m["entity"]["reference"], m["inactive"]) for m in resource["member"]] == [
+        (f"Patient/{members[0]['patient_id']}", False), (f"Patient/{members[1]['patient_id']}", True)]
+    assert "name" not in resource and "Tuesday" not in read.text
+    assert (await client.get(f"/fhir/r4/Group/{group['id']}", headers=world.clinician2.headers)).status_code == 404
+    manifest = await finished(app, client, world.ehr, await kick_off(client, world.ehr, f"/fhir/r4/Group/{group['id']}/$export"))
+    exported = await download(client, world.ehr, manifest)
+    assert sorted(p["id"] for p in exported["Patient"]) == sorted(m["patient_id"] for m in members)
+    assert other["id"] not in {p["id"] for p in exported["Patient"]}
+    assert sorted(e["id"] for e in exported["EpisodeOfCare"]) == sorted(m["course_id"] for m in members)
