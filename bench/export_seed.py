@@ -38,7 +38,7 @@ COLUMNS = {
                "last_measure_session_number", "first_attended_on", "version", "created_at", "updated_at"),
     "therapy_session": ("id", "organization_id", "course_id", "number", "held_on", "attendance", "modality",
                         "duration_minutes", "problem_areas_addressed", "note", "phase", "version", "created_at",
-                        "updated_at"),
+                        "updated_at", "group_session_id"),
     "formulation": ("id", "organization_id", "course_id", "diagnosis", "summary", "status", "agreed_on",
                     "problem_areas", "version", "created_at", "updated_at"),
     "measure": ("id", "organization_id", "course_id", "session_id", "instrument", "administered_on", "items", "total",
@@ -154,7 +154,7 @@ def _course(rng: random.Random, pools: Pools, org_id: str, users: list[dict], pr
     session_ids = [new_id() for _ in range(attended)]
     for n in range(attended):
         block["therapy_session"].append((session_ids[n], org_id, course_id, n + 1, held[n], "attended", "in_person", 50,
-                                         "[]", "Bench session note.", phases[n], 1, now, now))
+                                         "[]", "Bench session note.", phases[n], 1, now, now, None))
     if rng.random() < 0.85:
         area, details = rng.choice(_AREAS)
         areas = [{"area": area, "focal": True, "primary": True, "details": details,

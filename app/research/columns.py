@@ -48,6 +48,9 @@ COURSE_FACTS = (
            "under the organization's export key. Stable across exports until the key is rotated; unrelated between "
            "organizations. Not reversible without the key, which is never exported."),
     Column("course", "string", "The course's pseudonym: 'c_' and 24 hex digits, made like 'patient'."),
+    Column("group", "string", "For a group IPT member's course, the group's pseudonym: 'g_' and 24 hex digits, made "
+           "like 'patient' (so members of one group can be modelled as a cluster); null for an individual course.",
+           nullable=True),
     Column("protocol", "string", "The IPT protocol of the course (domain.md, Protocols; group-ipt and group-ipt-a: "
            "a group member's course).", values=(*PROTOCOLS, *MEMBER_PROTOCOLS)),
     Column("age_at_start", "integer|string", "The patient's age in whole years on the day the course started; "

@@ -1,7 +1,7 @@
 """Pseudonyms for the research export: keyed hashes of real ids, never reversible from the export alone.
 
 HMAC-SHA256 of the real id under the organization's export key, truncated to 96 bits and prefixed
-by kind (``p_`` patient, ``c_`` course). The same key gives the same pseudonym in every export;
+by kind (``p_`` patient, ``c_`` course, ``g_`` group IPT group). The same key gives the same pseudonym in every export;
 another organization (another key) or a rotated key gives unrelated ones. Without the key, which
 no route returns, a pseudonym cannot be linked back to an id even by someone who knows the ids.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-PREFIXES = {"patient": "p_", "course": "c_"}
+PREFIXES = {"patient": "p_", "course": "c_", "group": "g_"}
 _HEX_CHARS = 24  # 96 bits: collisions are negligible even for hundreds of millions of ids
 
 

@@ -21,6 +21,7 @@ from app.core.driver import begin_on_driver, driver_error
 from app.core.fastsql import for_driver
 from app.courses.models import Course
 from app.formulations.models import Formulation
+from app.groups.models import GroupMember
 from app.measures.models import Measure
 from app.patients.models import Patient
 from app.sessions.models import TherapySession
@@ -69,7 +70,7 @@ def measure_query(organization_id: str, filters: ExportFilters) -> sa.Select:
     query = (
         sa.select(
             Measure.course_id, Course.patient_id, Course.protocol, Course.started_on, Patient.birth_date, Patient.sex,
-            _areas(), Measure.instrument, Measure.administered_on, sa.cast(Measure.items, sa.Text), _total(),
+            GroupMember.group_id, _areas(), Measure.instrument, Measure.administered_on, sa.cast(Measure.items, sa.Text), _total(),
             Measure.severity, Measure.session_number,
             # The phase the session numbered session_number was held in; a baseline before session 1 is 'initial'.
             sa.case((TherapySession.phase.is_not(None), TherapySession.phase),
@@ -79,6 +80,7 @@ def measure_query(organization_id: str, filters: ExportFilters) -> sa.Select:
         .join(Course, Course.id == Measure.course_id)
         .join(Patient, Patient.id == Course.patient_id)
         .outerjoin(Formulation, Formulation.course_id == Course.id)
+        .outerjoin(GroupMember, GroupMember.course_id == Course.id)
         .outerjoin(TherapySession, sa.and_(TherapySession.course_id == Measure.course_id,
                                            TherapySession.number == Measure.session_number))
         .where(Measure.organization_id == organization_id, Course.organization_id == organization_id,
@@ -95,13 +97,14 @@ def course_query(organization_id: str, filters: ExportFilters) -> sa.Select:
     query = (
         sa.select(
             Course.id, Course.patient_id, Course.protocol, Course.started_on, Patient.birth_date, Patient.sex,
-            _areas(), Course.planned_sessions, Course.extension_sessions, Course.phase, Course.end_reason,
+            GroupMember.group_id, _areas(), Course.planned_sessions, Course.extension_sessions, Course.phase, Course.end_reason,
             Course.sessions_attended, Course.ended_on,
             Measure.instrument, Measure.administered_on, Measure.session_number, _total(), Measure.severity,
         )
         .select_from(Course)
         .join(Patient, Patient.id == Course.patient_id)
         .outerjoin(Formulation, Formulation.course_id == Course.id)
+        .outerjoin(GroupMember, GroupMember.course_id == Course.id)
         .outerjoin(Measure, Measure.course_id == Course.id)
         .where(Course.organization_id == organization_id, Patient.organization_id == organization_id)
         .order_by(Course.id, Measure.administered_on, Measure.id)

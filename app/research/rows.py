@@ -16,6 +16,7 @@ from app import instruments
 from app.research.columns import END_REASONS, OUTCOME_FIELDS, SEXES
 from app.research.pseudonyms import Pseudonymizer
 from app.rules import OPEN_PHASES, PHASES, PROBLEM_AREAS, PROTOCOLS
+from app.rules.protocols import MEMBER_PROTOCOLS
 
 AGE_CAP = 90  # HIPAA Safe Harbor: ages over 89 are aggregated into one category
 _SEVERITIES = {i: frozenset(b.code for b in inst.bands) for i, inst in instruments.INSTRUMENTS.items()}
@@ -23,6 +24,9 @@ _MEAN_SCORED = frozenset(i for i, inst in instruments.INSTRUMENTS.items() if ins
 _NO_OUTCOME = (None,) * (len(OUTCOME_FIELDS) - 1)
 _MEASURE_PHASES = {p: p for p in OPEN_PHASES}  # a measure is taken while the course is open
 _ITEM_CHARS = str.maketrans("", "", "0123456789, []")  # json.dumps of a list of whole numbers uses only these
+
+
+_PROTOCOLS = frozenset((*PROTOCOLS, *MEMBER_PROTOCOLS))  # a group member's course is exported too
 
 
 def _code(value: Any, allowed: Iterable[str]) -> str | None:
@@ -57,14 +61,15 @@ def total_of(instrument_id: str, total: Any) -> int | float:
 
 
 def course_facts(pseudonym: Pseudonymizer, profile: str, course_id: str, patient_id: str, protocol: str,
-                 started_on: date, birth_date: date | None, sex: str, problem_areas: Any) -> tuple:
+                 started_on: date, birth_date: date | None, sex: str, group_id: str | None, problem_areas: Any) -> tuple:
     """The values of columns.COURSE_FACTS for one course."""
     primary, secondary = focal_areas(problem_areas)
     return (
         profile,
         pseudonym("patient", patient_id),
         pseudonym("course", course_id),
-        _code(protocol, PROTOCOLS),
+        None if group_id is None else pseudonym("group", group_id),
+        _code(protocol, _PROTOCOLS),
         age_at_start(birth_date, started_on),
         _code(sex, SEXES) or "unknown",
         started_on.year,
@@ -110,12 +115,12 @@ class MeasureRows:
         out = []
         append, limited, phases, severities, mean_scored, items_of = (
             out.append, self.limited, _MEASURE_PHASES, _SEVERITIES, _MEAN_SCORED, items_json)
-        for (course_id, patient_id, protocol, started_on, birth_date, sex, areas,
+        for (course_id, patient_id, protocol, started_on, birth_date, sex, group_id, areas,
              instrument, administered_on, items, total, severity, session_number, phase) in raw:
             if course_id != self.course_id:
                 self.course_id, self.started_on = course_id, started_on
                 self.facts = course_facts(self.pseudonym, self.profile, course_id, patient_id, protocol, started_on,
-                                          birth_date, sex, areas)
+                                          birth_date, sex, group_id, areas)
             valid = severities.get(instrument)
             if valid is None:
                 continue  # not an instrument of the catalogue: nothing about it can be vouched for
@@ -194,8 +199,8 @@ class CourseRows:
                 if self.course is not None:
                     out.append(self._pair())
                 self.course, self.measures = row, []
-            if row[13] is not None:
-                self.measures.append(tuple(row[13:18]))
+            if row[14] is not None:
+                self.measures.append(tuple(row[14:19]))
         return out
 
     def finish(self) -> list[tuple[tuple, tuple]]:
@@ -206,9 +211,9 @@ class CourseRows:
         return [pair]
 
     def _pair(self) -> tuple[tuple, tuple]:
-        (course_id, patient_id, protocol, started_on, birth_date, sex, areas,
-         planned, extensions, phase, end_reason, attended, ended_on) = self.course[:13]
+        (course_id, patient_id, protocol, started_on, birth_date, sex, group_id, areas,
+         planned, extensions, phase, end_reason, attended, ended_on) = self.course[:14]
         facts = course_facts(self.pseudonym, self.profile, course_id, patient_id, protocol, started_on, birth_date,
-                             sex, areas)
+                             sex, group_id, areas)
         return facts, course_values(self.limited, started_on, planned, extensions, phase, end_reason, attended,
                                     ended_on, self.measures)

@@ -290,3 +290,25 @@ async def test_a_group_reads_as_a_fhir_group_and_exports_its_members(app, client
     assert sorted(p["id"] for p in exported["Patient"]) == sorted(m["patient_id"] for m in members)
     assert other["id"] not in {p["id"] for p in exported["Patient"]}
     assert sorted(e["id"] for e in exported["EpisodeOfCare"]) == sorted(m["course_id"] for m in members)
+
+
+async def test_the_research_export_gives_a_members_rows_the_groups_pseudonym(client, world):
+    from tests.support.measures import phq9
+    from tests.support.research import export, ndjson_rows, sign_data_use_agreement
+
+    group = await _group(client, world)
+    members = await _members(client, world, group, 2)
+    solo = await create_patient(client, world.clinician)
+    solo_course = await _post(client, world.clinician, "/v1/courses", {"patient_id": solo["id"], "protocol": "ipt",
+                                                                       "started_on": _day(0)})
+    for course_id in [m["course_id"] for m in members] + [solo_course["id"]]:
+        await _post(client, world.clinician, f"/v1/courses/{course_id}/measures",
+                    {"instrument": "phq-9", "administered_on": date.today().isoformat(), "items": phq9(10)})
+    await sign_data_use_agreement(client, world)
+    for dataset in ("measures", "courses"):
+        rows = ndjson_rows(await export(client, world.researcher, dataset))
+        groups = [r["group"] for r in rows]
+        named = [g for g in groups if g is not None]
+        assert len(named) == 2 and len(set(named)) == 1 and named[0].startswith("g_")  # one cluster, pseudonymous
+        assert group["id"] not in str(rows) and None in groups
+        assert {r["protocol"] for r in rows} == {"group-ipt", "ipt"}

@@ -58,7 +58,7 @@ def test_pseudonyms_are_keyed_prefixed_and_separate_patients_from_courses():
 
 def _measure_row(course_id: str, instrument: str, items: str | None, total: float, severity: str, number: int,
                  phase: str | None) -> tuple:
-    return (course_id, "patient-" + course_id, "ipt", START, date(1950, 1, 1), "female", None, instrument,
+    return (course_id, "patient-" + course_id, "ipt", START, date(1950, 1, 1), "female", None, None, instrument,
             date(2026, 3, 20), items, total, severity, number, phase)
 
 
@@ -70,7 +70,7 @@ def test_measure_rows_share_course_facts_and_refuse_values_outside_the_catalogue
         _measure_row("c1", "made-up", None, 8.0, "mild", 0, None),
     ])
     assert len(rows) == 3 and rows[0][0] is rows[1][0] is rows[2][0]  # one facts tuple per course
-    assert rows[0][0][4:7] == (76, "female", 2026)
+    assert rows[0][0][3] is None and rows[0][0][5:8] == (76, "female", 2026)  # no group: an individual course
     assert rows[0][1] == ("initial", 1, 5, "phq-9", 8, "mild", "[1, 1, 1, 1, 1, 1, 1, 1, 0]")
     assert rows[1][1][0] is None and rows[1][1][4] == 4.92  # a phase that is not a phase; the MSPSS mean
     assert rows[2][1][5] is None  # a severity not in the instrument's bands
@@ -78,7 +78,7 @@ def test_measure_rows_share_course_facts_and_refuse_values_outside_the_catalogue
 
 def test_course_rows_hold_one_course_at_a_time_across_batches():
     rows = CourseRows(Pseudonymizer("k"), "safe_harbor")
-    course = ("c1", "p1", "ipt", START, None, "male", None, 16, 0, "completed", "completed", 12, date(2026, 6, 1))
+    course = ("c1", "p1", "ipt", START, None, "male", None, None, 16, 0, "completed", "completed", 12, date(2026, 6, 1))
     first = rows.batch([course + ("phq-9", date(2026, 3, 15), 0, 18.0, "moderately_severe")])
     assert first == []  # the course may go on in the next batch
     second = rows.batch([course + ("phq-9", date(2026, 6, 1), 12, 4.0, "minimal"),
