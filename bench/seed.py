@@ -174,13 +174,13 @@ class Seeder:
             sid, at = self.stamp(day, self.office_hours())
             session_ids.append(sid)
             rows["therapy_session"].append((sid, org, course_id, n + 1, day, "attended", "in_person", 50, "[]",
-                                            "Bench session note.", phases[n], 1, at, at))
+                                            "Bench session note.", phases[n], 1, at, at, None))
             if n + 1 < len(held) and rng.random() < 0.2:  # now and then a missed or cancelled appointment
                 missed_on = day + timedelta(days=3)
                 mid, at = self.stamp(missed_on, self.office_hours())
                 attendance = rng.choice(("missed", "cancelled"))
                 rows["therapy_session"].append((mid, org, course_id, None, missed_on, attendance, "telephone", None,
-                                                "[]", None, phases[n], 1, at, at))
+                                                "[]", None, phases[n], 1, at, at, None))
         if phases.count("initial") < len(phases) or rng.random() < 0.5:
             agreed_on = held[min(1, len(held) - 1)]
             area, details = rng.choice(_AREAS)
