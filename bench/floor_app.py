@@ -78,6 +78,25 @@ AUDIT_OF_COURSE = (  # organization and patient from the course, as the API's au
     "%(action)s, %(type)s, %(resource)s, c.patient_id, %(request)s, %(ip)s, %(agent)s, %(outcome)s, '{}' "
     "FROM course c WHERE c.id = %(course)s"
 )
+# A group session: the group's row locked, the session, each member's session of their own course (numbered as
+# told), their courses' counters and the group's, one audit row: what the API writes, without the rules.
+LOCK_GROUP = "SELECT organization_id FROM ipt_group WHERE id = %s FOR UPDATE"
+INSERT_GROUP_SESSION = (
+    "INSERT INTO group_session (id, organization_id, group_id, number, held_on, phase, duration_minutes, recorded_by, "
+    "created_at) VALUES (%(id)s, %(org)s, %(group)s, %(number)s, %(held_on)s, %(phase)s, %(duration)s, %(actor)s, %(now)s)"
+)
+INSERT_MEMBER_SESSION = (
+    "INSERT INTO therapy_session (id, organization_id, course_id, number, held_on, attendance, modality, "
+    "duration_minutes, problem_areas_addressed, note, phase, group_session_id, version, created_at, updated_at) "
+    "VALUES (%(id)s, %(org)s, %(course)s, %(number)s, %(held_on)s, 'attended', 'in_person', %(duration)s, '[]', NULL, "
+    "%(phase)s, %(session)s, 1, %(now)s, %(now)s)"
+)
+UPDATE_MEMBER_COURSES = (
+    "UPDATE course SET sessions_attended = %(number)s, attended_in_phase = attended_in_phase + 1, phase = %(phase)s, "
+    "latest_session_on = %(held_on)s, version = version + 1, updated_at = %(now)s WHERE id = ANY(%(courses)s)"
+)
+UPDATE_GROUP = ("UPDATE ipt_group SET sessions_held = %(number)s, latest_session_on = %(held_on)s, version = version + 1, "
+                "updated_at = %(now)s WHERE id = %(group)s")
 PHQ9_BANDS = ((4, "minimal"), (9, "mild"), (14, "moderate"), (19, "moderately_severe"), (27, "severe"))
 ACTOR = os.environ.get("FLOOR_ACTOR_ID")  # stands in for the token's subject: the floor has no auth
 _JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z  # as app.core.http.dumps
@@ -172,6 +191,28 @@ async def record_measure(scope, course_id: str, body: dict) -> tuple[int, bytes]
     return await _insert_audited(scope, INSERT_MEASURE, values, "measure", course_id)
 
 
+async def record_group_session(scope, group_id: str, body: dict) -> tuple[int, bytes]:
+    now = datetime.now(UTC)
+    values = {"id": new_id(), "now": now, "group": group_id, "number": body["number"], "held_on": body["held_on"],
+              "phase": body["phase"], "duration": body.get("duration_minutes"), "actor": ACTOR,
+              "courses": body["courses"]}
+    async with pool.connection() as conn, conn.transaction():
+        group = await (await conn.execute(LOCK_GROUP, (group_id,))).fetchone()
+        if group is None:
+            return 404, _NOT_FOUND
+        values["org"] = group["organization_id"]
+        await conn.execute(INSERT_GROUP_SESSION, values)
+        async with conn.cursor() as cur:
+            await cur.executemany(INSERT_MEMBER_SESSION, [
+                {**values, "id": new_id(), "course": course, "session": values["id"]} for course in body["courses"]])
+        await conn.execute(UPDATE_MEMBER_COURSES, values)
+        await conn.execute(UPDATE_GROUP, values)
+        await conn.execute(AUDIT, _audit(scope, "create", "group", group_id, 201, org=values["org"], patient=None))
+    return 201, _dumps({"id": values["id"], "group_id": group_id, "number": body["number"], "held_on": body["held_on"],
+                        "phase": body["phase"], "attendance": [{"course_id": c, "attendance": "attended"}
+                                                               for c in body["courses"]]})
+
+
 async def _respond(send, status: int, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -200,10 +241,12 @@ async def _lifespan(receive, send) -> None:
 
 
 async def route(scope, receive) -> tuple[int, bytes]:
-    """Dispatch on method and path: the five benchmarked endpoints and /healthz."""
+    """Dispatch on method and path: the benchmarked endpoints and /healthz."""
     method, parts = scope["method"], scope["path"].strip("/").split("/")
     if parts == ["healthz"]:
         return 200, b'{"status":"ok"}'
+    if method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "groups"] and parts[3] == "sessions":
+        return await record_group_session(scope, parts[2], orjson.loads(await _read_body(receive)))
     if parts[:2] != ["v1", "courses"]:
         return 404, _NOT_FOUND
     if method == "GET" and len(parts) == 2:

@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from export_seed import COLUMNS, Pools, _phases, check_columns
+from group_seed import seed_groups
 from psycopg.types.json import Json
 
 from app.identity.models import AppUser, Organization
@@ -63,6 +64,7 @@ class Sizes:
     list_big: int = 1_000_000  # 0: no big list organization
     session_courses: int = 5_000  # write pool for POST .../sessions
     measure_courses: int = 2_000  # write pool for POST .../measures
+    groups: int = 400  # write pool for POST /v1/groups/{id}/sessions: 8 members, 16 sessions each
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Seeded:
     lists: dict[str, tuple[str, str, int]]  # "small"/"big" -> (organization id, its supervisor's email, courses)
     counts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per seeding step
+    group_pool: list[str] = field(default_factory=list)  # group IPT groups ready for their sessions
 
 
 class Seeder:
@@ -299,6 +302,8 @@ def seed(database_url: str, org_id: str, password_hash: str, sizes: Sizes, rng_s
         seeder.flush()
         measure_pool = [seeder.full_course(org_id, me, pool=True) for _ in range(sizes.measure_courses)]
         seeder.flush()
+        seeder.flush(force=True)
+        group_pool = seed_groups(conn, org_id, me, sizes.groups) if sizes.groups else []
         rest = sizes.courses - sizes.courses // 2
         for n in range(rest if others else 0):
             org = others[n % len(others)]["id"]
@@ -324,4 +329,6 @@ def seed(database_url: str, org_id: str, password_hash: str, sizes: Sizes, rng_s
             conn.execute("CHECKPOINT")
     timings["VACUUM ANALYZE and CHECKPOINT"] = time.monotonic() - started
     counts = {"organizations": 1 + len(others) + len(list_orgs), "users": 1 + len(users), **seeder.counts}
-    return Seeded(org_id, me, users[0]["email"], read_courses, session_pool, measure_pool, lists, counts, timings)
+    counts["groups"] = len(group_pool)
+    return Seeded(org_id, me, users[0]["email"], read_courses, session_pool, measure_pool, lists, counts, timings,
+                  group_pool)

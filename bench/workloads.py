@@ -11,7 +11,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -59,6 +59,9 @@ def endpoints(seeded: Seeded) -> list[Endpoint]:
         Endpoint("record_session", "record a session", "POST /v1/courses/{id}/sessions", "clinician", write=True),
         Endpoint("record_measure", "record a measure", "POST /v1/courses/{id}/measures", "clinician", write=True),
     ]
+    if seeded.group_pool:
+        found.append(Endpoint("record_group_session", "record a group session (8 members)",
+                              "POST /v1/groups/{id}/sessions", "clinician", write=True))
     return found
 
 
@@ -102,6 +105,8 @@ class Workloads:
             return self.session_lines(floor)
         if endpoint.name == "record_measure":
             return self.measure_lines(floor)
+        if endpoint.name == "record_group_session":
+            return self.group_session_lines(floor)
         raise BenchError(f"unknown endpoint {endpoint.name}")
 
     def list_ids(self, label: str, how_many: int = 5000) -> list[str]:
@@ -156,6 +161,36 @@ class Workloads:
                     body["session_number"] = attended  # the floor does not count: it is told
                 bodies.append(json.dumps(body, **_JSON))
             lines.append("\t".join([f"/v1/courses/{course}/measures", *bodies]))
+        return lines
+
+
+    def group_session_lines(self, floor: bool) -> list[str]:
+        """Per pool group, its remaining group sessions a week apart, every member present (the floor is told
+        the numbers, phases and courses)."""
+        from app.rules.groups import GROUP_PROTOCOLS
+
+        with psycopg.connect(self.url) as conn:
+            groups = conn.execute("SELECT id, sessions_held, planned_sessions, latest_session_on FROM ipt_group "
+                                  "WHERE id = ANY(%s) ORDER BY id", (self.seeded.group_pool,)).fetchall()
+            members = conn.execute("SELECT group_id, id, course_id FROM group_member WHERE group_id = ANY(%s) "
+                                   "AND status = 'active' ORDER BY group_id, id", (self.seeded.group_pool,)).fetchall()
+        by_group: dict[str, list[tuple[str, str]]] = {}
+        for group_id, member_id, course_id in members:
+            by_group.setdefault(group_id, []).append((member_id, course_id))
+        spec, start = GROUP_PROTOCOLS["group-ipt"], date.today() - timedelta(days=7 * 17)
+        lines = []
+        for group_id, held, planned, latest in groups:
+            bodies = []
+            for number in range(held + 1, planned + 1):
+                body = {"held_on": ((latest or start) + timedelta(days=7 * (number - held))).isoformat(),
+                        "duration_minutes": 90,
+                        "attendance": [{"member_id": m, "attendance": "attended"} for m, _ in by_group[group_id]]}
+                if floor:  # the floor does not count: it is told
+                    body = {**body, "number": number, "phase": spec.phase_of(number, planned),
+                            "courses": [c for _, c in by_group[group_id]]}
+                bodies.append(json.dumps(body, **_JSON))
+            if bodies:
+                lines.append("\t".join([f"/v1/groups/{group_id}/sessions", *bodies]))
         return lines
 
 

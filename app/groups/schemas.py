@@ -24,9 +24,10 @@ class GroupCreate(StrictInput):
 
     name: str = Field(min_length=1, max_length=200, description="A label such as 'Tuesday group', never a member's name.")
     protocol: GroupProtocolId = "group-ipt"
-    planned_sessions: int | None = Field(default=None, ge=1, le=100, description="8-16 (G4); the protocol's default if left out.")
-    capacity: int = Field(default=8, ge=1, le=100, description="2-12 members (G2).")
-    facilitator_ids: list[str] = Field(min_length=1, max_length=4, description="1-2 active clinicians (G7); the first leads.")
+    planned_sessions: int | None = Field(default=None, ge=8, le=16, description="8-16 (G4); the protocol's default if left out.")
+    capacity: int = Field(default=8, ge=2, le=12, description="2-12 members (G2).")
+    facilitator_ids: list[str] | None = Field(default=None, min_length=1, max_length=2,
+                                              description="1-2 active clinicians (G7); the first leads. Left out: the caller.")
 
     _distinct = field_validator("facilitator_ids")(_distinct)
 
@@ -36,9 +37,9 @@ class GroupUpdate(StrictPatch):
 
     not_null = ("name", "planned_sessions", "capacity", "facilitator_ids")
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    planned_sessions: int | None = Field(default=None, ge=1, le=100)
-    capacity: int | None = Field(default=None, ge=1, le=100)
-    facilitator_ids: list[str] | None = Field(default=None, min_length=1, max_length=4)
+    planned_sessions: int | None = Field(default=None, ge=8, le=16)
+    capacity: int | None = Field(default=None, ge=2, le=12)
+    facilitator_ids: list[str] | None = Field(default=None, min_length=1, max_length=2)
 
     _distinct = field_validator("facilitator_ids")(_distinct)
 
@@ -66,7 +67,7 @@ class GroupPublic(BaseModel):
 class MemberCreate(StrictInput):
     """A patient joining the group (before group session 1): a course of their own opens in the group protocol."""
 
-    patient_id: str = Field(min_length=1, max_length=36)
+    patient_id: str = Field(max_length=36)
 
 
 class MemberPublic(BaseModel):
@@ -94,7 +95,7 @@ class PreGroupMeeting(StrictInput):
 class AttendanceEntry(StrictInput):
     """One member at one group session."""
 
-    member_id: str = Field(min_length=1, max_length=36)
+    member_id: str = Field(max_length=36)
     attendance: GroupAttendance
 
 

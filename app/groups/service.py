@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import PreconditionFailed, Unprocessable
+from app.core.errors import NotFound, PreconditionFailed, Unprocessable
 from app.core.ids import new_id, today
 from app.courses import repository as courses
 from app.deps import Principal
@@ -55,7 +55,11 @@ def _check_version(group: dict[str, Any], version: int | None) -> None:
 
 
 async def create(db: AsyncConnection, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    """Open a group (G2, G4, G7)."""
+    """Open a group (G2, G4, G7); without facilitators named, the caller facilitates."""
+    if not data.get("facilitator_ids"):
+        if principal.kind != "user":
+            raise Unprocessable("facilitator_ids is required.", errors=[{"loc": ["facilitator_ids"], "message": "required"}])
+        data = {**data, "facilitator_ids": [principal.id]}
     spec = rules.get_group_protocol(data["protocol"])
     planned = data.get("planned_sessions") or spec.default_planned
     rules.check_group_plan(spec.id, planned, data["capacity"])
@@ -146,9 +150,8 @@ async def record_session(db: AsyncConnection, principal: Principal, group_id: st
     by_id = {member["id"]: member for member in active}
     marked = {entry["member_id"]: entry["attendance"] for entry in data["attendance"]}
     unknown = sorted(set(marked) - set(by_id))
-    if unknown:
-        raise Unprocessable("attendance names someone who is not an active member of the group.",
-                            errors=[{"loc": ["attendance"], "message": "not an active member"}])
+    if unknown:  # a body reference to no one here: a 404, as for another organization's member
+        raise NotFound("attendance names someone who is not an active member of this group.")
     present_pre_group = {m["id"]: m["pre_group_meetings"] for m in active if marked.get(m["id"]) == "attended"}
     number, phase = rules.check_group_session(snapshot(group), data["held_on"], present_pre_group)
     session = await repository.insert_session(db, {
