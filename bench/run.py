@@ -35,6 +35,7 @@ OUT = BENCH / "out"  # git-ignored: server logs, raw wrk output, data files, pro
 NAMES = ("get_course", "list_small", "list_big", "outcomes", "record_session", "record_measure", "record_group_session")
 # Upper bounds on the write rates here, to size the write pools: a run that outgrows them says so.
 API_WRITE_CEILING, FLOOR_WRITE_CEILING = 1500, 3500
+GROUP_WRITE_CEILINGS = (600, 3000)  # record a group session: the API's, the floor's
 TOKEN_MAX_AGE = 600  # access tokens live 15 minutes: log in again well before
 ADMIN_EMAIL = "admin@bench.ipt.example"
 # Measured again through PgBouncer, with several processes, and with years of audit events.
@@ -120,9 +121,9 @@ def sizes(args: argparse.Namespace) -> Sizes:
         list_big=round(args.big_list * args.scale),
         session_courses=args.session_courses or math.ceil(sessions_needed / room),
         measure_courses=args.measure_courses or math.ceil(measure_passes * API_WRITE_CEILING / 5),  # ~5 new measures each
-        # A group session writes 8 member sessions: its rate is far below the ceiling; 16 sessions a group.
-        groups=math.ceil((api_passes + run) * API_WRITE_CEILING / 4 / 16) if not args.only or "record_group_session"
-        in args.only else 0,
+        # 16 sessions a group; a group session (8 member sessions) goes at most GROUP_WRITE_CEILINGS a second.
+        groups=math.ceil((api_passes * GROUP_WRITE_CEILINGS[0] + run * GROUP_WRITE_CEILINGS[1]) / 16)
+        if not args.only or "record_group_session" in args.only else 0,
     )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import NotFound
+from app.core.fastsql import Statement, insert_row
 from app.core.ids import utcnow
 from app.core.models import new_row
 from app.core.pagination import Page
@@ -188,3 +190,93 @@ async def attendance_counts(db: AsyncConnection, group_id: str) -> dict[str, tup
              .join(GroupSession, GroupSession.id == TherapySession.group_session_id)
              .where(GroupSession.group_id == group_id).group_by(TherapySession.course_id))
     return {course_id: (int(a or 0), int(n)) for course_id, a, n in (await db.execute(query)).all()}
+
+
+# recording a group session: a fixed number of statements, compiled once ---------------------------
+def _state_statement(whole_organization: bool) -> Statement:
+    """The group (its row locked) with each active member and their course's counters, in one read."""
+    query = (sa.select(*_group, GroupMember.id.label("m_id"), GroupMember.course_id.label("m_course_id"),
+                       GroupMember.pre_group_meetings.label("m_pre_group"), Course.phase.label("c_phase"),
+                       Course.sessions_attended.label("c_attended"), Course.attended_in_phase.label("c_in_phase"),
+                       Course.first_attended_on.label("c_first_on"))
+             .select_from(IptGroup)
+             .outerjoin(GroupMember, sa.and_(GroupMember.group_id == IptGroup.id, GroupMember.status == "active"))
+             .outerjoin(Course, Course.id == GroupMember.course_id)
+             .where(IptGroup.id == sa.bindparam("group_id"), IptGroup.organization_id == sa.bindparam("org")))
+    if not whole_organization:
+        mine = sa.select(GroupFacilitator.group_id).where(GroupFacilitator.user_id == sa.bindparam("me"))
+        query = query.where(IptGroup.id.in_(mine))
+    return Statement(query.order_by(GroupMember.id).with_for_update(of=IptGroup))
+
+
+_STATE = {whole: _state_statement(whole) for whole in (True, False)}
+
+
+async def session_state(db: AsyncConnection, principal: Principal, group_id: str) -> tuple[dict, list[dict]]:
+    """The group in reach, locked, and its active members with their courses' counters; 404 outside reach."""
+    rows = await _STATE[principal.sees_whole_organization].mappings(
+        db, {"group_id": group_id, "org": principal.organization_id, "me": principal.id})
+    if not rows:
+        raise NotFound("No such group.")
+    group = {name: rows[0][name] for name in GROUP_COLUMNS}
+    members = [{"id": r["m_id"], "course_id": r["m_course_id"], "pre_group_meetings": r["m_pre_group"],
+                "phase": r["c_phase"], "sessions_attended": r["c_attended"], "attended_in_phase": r["c_in_phase"],
+                "first_attended_on": r["c_first_on"]} for r in rows if r["m_id"] is not None]
+    return group | {"members": len(members)}, members
+
+
+_INSERT_GROUP_SESSION = insert_row(GroupSession)
+_ADVANCE = Statement(sa.update(IptGroup).where(IptGroup.id == sa.bindparam("b_id")).values(
+    sessions_held=sa.bindparam("v_held"), latest_session_on=sa.bindparam("v_on"), status=sa.bindparam("v_status"),
+    version=IptGroup.version + 1, updated_at=sa.bindparam("v_now")))
+_TEXT, _INT, _DATE = postgresql.ARRAY(sa.String), postgresql.ARRAY(sa.Integer), postgresql.ARRAY(sa.Date)
+# PostgreSQL: every member's session in one INSERT, and every member's course in one UPDATE, from arrays.
+_INSERT_MEMBER_SESSIONS = Statement(sa.text(
+    "INSERT INTO therapy_session (id, organization_id, course_id, number, held_on, attendance, modality, "
+    "duration_minutes, problem_areas_addressed, note, phase, group_session_id, version, created_at, updated_at) "
+    "SELECT u.id, :org, u.course_id, u.number, :held_on, u.attendance, 'in_person', :duration, '[]', NULL, :phase, "
+    ":session, 1, :now, :now FROM unnest(:ids, :course_ids, :numbers, :attendances) AS u(id, course_id, number, attendance)"
+).bindparams(sa.bindparam("ids", type_=_TEXT), sa.bindparam("course_ids", type_=_TEXT),
+             sa.bindparam("numbers", type_=_INT), sa.bindparam("attendances", type_=_TEXT),
+             sa.bindparam("held_on", type_=sa.Date), sa.bindparam("duration", type_=sa.Integer),
+             sa.bindparam("now", type_=sa.DateTime(timezone=True))))
+_UPDATE_MEMBER_COURSES = Statement(sa.text(
+    "UPDATE course SET phase = :phase, sessions_attended = u.attended, attended_in_phase = u.in_phase, "
+    "first_attended_on = u.first_on, latest_session_on = :held_on, ended_on = :ended_on, end_reason = :end_reason, "
+    "version = course.version + 1, updated_at = :now "
+    "FROM unnest(:ids, :attended, :in_phase, :first_on) AS u(id, attended, in_phase, first_on) WHERE course.id = u.id"
+).bindparams(sa.bindparam("ids", type_=_TEXT), sa.bindparam("attended", type_=_INT), sa.bindparam("in_phase", type_=_INT),
+             sa.bindparam("first_on", type_=_DATE), sa.bindparam("held_on", type_=sa.Date),
+             sa.bindparam("ended_on", type_=sa.Date), sa.bindparam("now", type_=sa.DateTime(timezone=True))))
+
+
+async def write_session(db: AsyncConnection, session: dict[str, Any], member_rows: list[dict[str, Any]],
+                        course: dict[str, Any], group: dict[str, Any]) -> None:
+    """The group session, every member's session of their course, their courses' counters and the group's:
+    the same statements whatever the member count (``member_rows``: id, course_id, number, attendance, in_phase,
+    first_on; ``course``: phase, held_on, ended_on, end_reason; ``group``: held, status)."""
+    now = utcnow()
+    await _INSERT_GROUP_SESSION.later(db, session)
+    if member_rows and db.dialect.name == "postgresql":
+        column = lambda name: [row[name] for row in member_rows]  # noqa: E731
+        await _INSERT_MEMBER_SESSIONS.later(db, {
+            "org": session["organization_id"], "held_on": session["held_on"], "duration": session["duration_minutes"],
+            "phase": session["phase"], "session": session["id"], "now": now, "ids": column("id"),
+            "course_ids": column("course_id"), "numbers": column("number"), "attendances": column("attendance")})
+        await _UPDATE_MEMBER_COURSES.later(db, {
+            "phase": course["phase"], "held_on": session["held_on"], "ended_on": course["ended_on"],
+            "end_reason": course["end_reason"], "now": now, "ids": column("course_id"),
+            "attended": column("count"), "in_phase": column("in_phase"),
+            "first_on": column("first_on")})
+    elif member_rows:
+        sessions = [{"id": row["id"], "organization_id": session["organization_id"], "course_id": row["course_id"],
+                     "number": row["number"], "held_on": session["held_on"], "attendance": row["attendance"],
+                     "modality": "in_person", "duration_minutes": session["duration_minutes"], "phase": session["phase"],
+                     "group_session_id": session["id"]} for row in member_rows]
+        changes = {row["course_id"]: {"phase": course["phase"], "sessions_attended": row["count"],
+                                      "latest_session_on": session["held_on"], "attended_in_phase": row["in_phase"],
+                                      "first_attended_on": row["first_on"], "ended_on": course["ended_on"],
+                                      "end_reason": course["end_reason"]} for row in member_rows}
+        await record_attendance(db, sessions, changes)
+    await _ADVANCE.later(db, {"b_id": group["id"], "v_held": group["held"], "v_on": session["held_on"],
+                              "v_status": group["status"], "v_now": now})

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import NotFound, PreconditionFailed, Unprocessable
-from app.core.ids import new_id, today
+from app.core.ids import new_id, today, utcnow
 from app.courses import repository as courses
 from app.deps import Principal
 from app.groups import repository
@@ -145,47 +145,34 @@ async def pre_group_meeting(db: AsyncConnection, principal: Principal, group_id:
 async def record_session(db: AsyncConnection, principal: Principal, group_id: str, data: dict[str, Any]) -> dict:
     """Record a group session once (G3, G4, G5): a session of every active member's own course, attended or
     missed, stamped with the group's phase; a fixed number of statements whatever the members."""
-    group = await repository.get(db, principal, group_id, lock=True)
-    active = await repository.members(db, group_id, active_only=True)
-    by_id = {member["id"]: member for member in active}
+    group, active = await repository.session_state(db, principal, group_id)
     marked = {entry["member_id"]: entry["attendance"] for entry in data["attendance"]}
-    unknown = sorted(set(marked) - set(by_id))
-    if unknown:  # a body reference to no one here: a 404, as for another organization's member
+    if set(marked) - {member["id"] for member in active}:  # a body reference to no one here: a 404
         raise NotFound("attendance names someone who is not an active member of this group.")
     present_pre_group = {m["id"]: m["pre_group_meetings"] for m in active if marked.get(m["id"]) == "attended"}
     number, phase = rules.check_group_session(snapshot(group), data["held_on"], present_pre_group)
-    session = await repository.insert_session(db, {
-        "organization_id": principal.organization_id, "group_id": group_id, "number": number,
-        "held_on": data["held_on"], "phase": phase, "duration_minutes": data.get("duration_minutes"),
-        "recorded_by": principal.id})
-    member_courses = {c["id"]: c for c in await repository.member_courses(db, [m["course_id"] for m in active])}
     last = number == group["planned_sessions"]  # the group ends with it, and its members' courses complete
-    session_rows, changes, attendance = [], {}, []
+    session = {"id": new_id(), "organization_id": principal.organization_id, "group_id": group_id, "number": number,
+               "held_on": data["held_on"], "phase": phase, "duration_minutes": data.get("duration_minutes"),
+               "recorded_by": principal.id, "created_at": utcnow()}
+    member_rows, attendance = [], []
     for member in active:
-        course, attended = member_courses[member["course_id"]], marked.get(member["id"]) == "attended"
-        same_phase = course["phase"] == phase
-        count = course["sessions_attended"] + (1 if attended else 0)
-        session_rows.append({"id": new_id(), "organization_id": principal.organization_id, "course_id": course["id"],
-                             "number": count if attended else None, "held_on": data["held_on"],
-                             "attendance": "attended" if attended else "missed", "modality": "in_person",
-                             "duration_minutes": data.get("duration_minutes"), "phase": phase,
-                             "group_session_id": session["id"]})
-        changes[course["id"]] = {
-            "phase": "completed" if last else phase, "sessions_attended": count, "latest_session_on": data["held_on"],
-            "attended_in_phase": (course["attended_in_phase"] if same_phase else 0) + (1 if attended else 0),
-            "first_attended_on": course["first_attended_on"] or (data["held_on"] if attended else None),
-            "ended_on": data["held_on"] if last else None, "end_reason": "completed" if last else None}
+        attended = marked.get(member["id"]) == "attended"
+        count = member["sessions_attended"] + (1 if attended else 0)
+        in_phase = (member["attended_in_phase"] if member["phase"] == phase else 0) + (1 if attended else 0)
+        member_rows.append({"id": new_id(), "course_id": member["course_id"], "number": count if attended else None,
+                            "count": count, "attendance": "attended" if attended else "missed", "in_phase": in_phase,
+                            "first_on": member["first_attended_on"] or (data["held_on"] if attended else None)})
         attendance.append({"member_id": member["id"], "attendance": "attended" if attended else "missed"})
-    if session_rows:
-        await repository.record_attendance(db, session_rows, changes)
-    await repository.advance(db, group_id, {"sessions_held": number, "latest_session_on": data["held_on"],
-                                            **({"status": "completed"} if last else {})})
+    course = {"phase": "completed" if last else phase, "ended_on": data["held_on"] if last else None,
+              "end_reason": "completed" if last else None}
+    await repository.write_session(db, session, member_rows, course,
+                                   {"id": group_id, "held": number, "status": "completed" if last else "open"})
     await outbox.emit(db, principal.organization_id, "group.session_recorded", {
         "group_id": group_id, "group_session_id": session["id"], "number": number, "phase": phase,
         "held_on": data["held_on"].isoformat(), "attended": sum(1 for a in attendance if a["attendance"] == "attended"),
         "members": len(attendance)})
-    return session | {"attendance": attendance}
-
+    return {name: session[name] for name in repository.SESSION_PUBLIC} | {"attendance": attendance}
 
 def _rate(values: list[bool | None]) -> float | None:
     """The share of True among the members an outcome applies to (None: it applies to none)."""
