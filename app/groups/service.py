@@ -85,10 +85,13 @@ async def update(db: AsyncConnection, principal: Principal, group_id: str, versi
     if facilitators is not None:
         await _check_facilitators(db, principal.organization_id, facilitators)
         await repository.set_facilitators(db, group_id, facilitators)
-        if facilitators[0] != group["facilitator_ids"][0]:
-            # The lead facilitator is the members' courses' therapist.
-            for member in await repository.members(db, group_id, active_only=True):
-                await courses.save(db, member["course_id"], {"therapist_id": facilitators[0]})
+    # The members' courses follow the group: its lead facilitator is their therapist, its plan their contract.
+    follow = {"therapist_id": facilitators[0]} if facilitators and facilitators[0] != group["facilitator_ids"][0] else {}
+    if changes.get("planned_sessions", group["planned_sessions"]) != group["planned_sessions"]:
+        follow["planned_sessions"] = changes["planned_sessions"]
+    if follow:
+        for member in await repository.members(db, group_id, active_only=True):
+            await courses.save(db, member["course_id"], follow)
     saved = await repository.save(db, group_id, version, changes)
     return present(saved | {"facilitator_ids": facilitators or group["facilitator_ids"], "members": group["members"]})
 

@@ -202,6 +202,13 @@ async def test_another_clinicians_or_organizations_group_is_a_404_and_etags_guar
                                  headers=fresh)
     assert changed.status_code == 200, changed.text
     assert (await client.get(url, headers=world.clinician2.headers)).status_code == 200  # now a facilitator
+    [member] = await _members(client, world, group, 1)
+    fresh = {**world.clinician.headers, "If-Match": changed.headers["etag"]}
+    fresh["If-Match"] = (await client.get(url, headers=world.clinician.headers)).headers["etag"]
+    lead = {"planned_sessions": 12, "facilitator_ids": [world.clinician2.id, world.clinician.id]}
+    assert (await client.patch(url, json=lead, headers=fresh)).status_code == 200
+    course = (await client.get(f"/v1/courses/{member['course_id']}", headers=world.clinician2.headers)).json()
+    assert (course["planned_sessions"], course["therapist_id"]) == (12, world.clinician2.id)  # the course follows
 
 
 async def test_group_webhook_events_carry_ids_only(app, client, world):
