@@ -17,6 +17,7 @@ from app.core.repository import KeysetList, as_written, columns, fetch_page
 from app.courses.models import Course, CourseExtension, CourseTransition
 from app.deps import Principal
 from app.formulations.models import Formulation, InventoryRelationship
+from app.groups.models import GroupFacilitator, GroupMember
 
 COURSE_COLUMNS = (
     "id", "organization_id", "patient_id", "therapist_id", "protocol", "planned_sessions", "extension_sessions",
@@ -52,10 +53,25 @@ def _prebuilt_get() -> dict[tuple[bool, bool], Statement]:
 _GET = _prebuilt_get()
 
 
+def _facilitated() -> dict[bool, Statement]:
+    """A group member's course in a group the clinician facilitates (read only after their own courses missed)."""
+    members = (sa.select(GroupMember.course_id).join(GroupFacilitator, GroupFacilitator.group_id == GroupMember.group_id)
+               .where(GroupFacilitator.user_id == sa.bindparam("me"), GroupMember.status == "active"))
+    base = sa.select(*_course).where(Course.id == sa.bindparam("course_id"), Course.organization_id == sa.bindparam("org"),
+                                     Course.id.in_(members))
+    return {lock: Statement(base.with_for_update() if lock else base) for lock in (False, True)}
+
+
+_FACILITATED = _facilitated()
+
+
 async def get(db: AsyncConnection, principal: Principal, course_id: str, *, lock: bool = False) -> dict[str, Any]:
     """One course in reach, or 404; ``lock`` holds its row until the transaction ends."""
     params = {"course_id": course_id, "org": principal.organization_id, "me": principal.id}
     row = await _GET[(principal.sees_whole_organization, lock)].first(db, params)
+    if row is None and not principal.sees_whole_organization:
+        # A group member's course is reached by every facilitator of the group, not only its therapist (the lead).
+        row = await _FACILITATED[lock].first(db, params)
     if row is None:
         raise NotFound("No such course.")
     audit.note(patient_id=row["patient_id"])  # whatever the request touches under the course is this patient's

@@ -197,7 +197,10 @@ async def outcomes(db: AsyncConnection, principal: Principal, group_id: str, pse
     per_member, by_instrument = [], {}
     for member in members:
         course = course_rows[member["course_id"]]
-        readable = principal.sees_whole_organization or course["therapist_id"] == principal.id
+        # As courses.repository.get reaches them: the whole organization, the therapist (the lead), or a
+        # facilitator while the member is in the group; a co-facilitator sees a member who left by pseudonym.
+        readable = (principal.sees_whole_organization or course["therapist_id"] == principal.id
+                    or (principal.id in group["facilitator_ids"] and member["status"] == "active"))
         found = measures_service.course_outcomes(measures_service.points_by_instrument(points.get(member["course_id"], [])))
         for outcome in found:
             by_instrument.setdefault(outcome["instrument"], []).append(outcome)

@@ -16,6 +16,7 @@ from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, update_versioned
 from app.courses.models import Course
 from app.deps import Principal
+from app.groups.models import GroupFacilitator, GroupMember
 from app.patients.models import Patient
 
 PUBLIC = ("id", "organization_id", "external_id", "display_name", "birth_date", "sex", "version", "created_at", "updated_at")
@@ -55,6 +56,8 @@ async def get(db: AsyncConnection, principal: Principal, patient_id: str, *, loc
     query = _GET[(principal.sees_whole_organization, lock)]
     params = {"patient_id": patient_id, "org": principal.organization_id, "me": principal.id}
     row = await query.first(db, params)
+    if row is None and not principal.sees_whole_organization:
+        row = await _FACILITATED[lock].first(db, params)  # a member of a group the clinician co-facilitates
     if row is None:
         raise NotFound("No such patient.")
     audit.note(patient_id=row["id"])
@@ -62,6 +65,18 @@ async def get(db: AsyncConnection, principal: Principal, patient_id: str, *, loc
 
 
 _GET = _prebuilt_get()
+
+
+def _facilitated() -> dict[bool, Statement]:
+    """A patient who is a member of a group the clinician facilitates (read only after their own caseload missed)."""
+    members = (sa.select(GroupMember.patient_id).join(GroupFacilitator, GroupFacilitator.group_id == GroupMember.group_id)
+               .where(GroupFacilitator.user_id == sa.bindparam("me"), GroupMember.status == "active"))
+    base = sa.select(*_public).where(Patient.id == sa.bindparam("patient_id"),
+                                     Patient.organization_id == sa.bindparam("org"), Patient.id.in_(members))
+    return {lock: Statement(base.with_for_update(of=Patient) if lock else base) for lock in (False, True)}
+
+
+_FACILITATED = _facilitated()
 
 
 async def list_page(db: AsyncConnection, principal: Principal, page: Page, external_id: str | None) -> dict:

@@ -287,14 +287,19 @@ async def test_group_outcomes_count_the_members_and_rate_them_by_the_course_defi
     assert (phq["instrument"], phq["members_measured"], phq["response_rate"], phq["remission_rate"]) == ("phq-9", 2, 0.5, 0.5)
     assert [m["member_id"] for m in lead["per_member"]] == [m["id"] for m in members]
     assert [o["response"] for o in lead["per_member"][0]["outcomes"]] == [True]
-    # The second facilitator reaches the group but not the members' courses: pseudonyms, no ids.
+    # The co-facilitator reads the members' courses while they are in the group; the one who left is a pseudonym.
     second = (await client.get(f"{url}/outcomes", headers=world.clinician2.headers))
     assert second.status_code == 200, second.text
-    pseudonymous = second.json()["per_member"]
-    assert all(m["member"].startswith("m_") and "patient_id" not in m or m.get("patient_id") is None for m in pseudonymous)
-    assert not any(m["id"] in second.text or m["patient_id"] in second.text for m in members)
-    assert (await client.get(f"{url}/outcomes", headers=world.clinician2.headers)).json()["per_member"][0]["member"] == \
-        pseudonymous[0]["member"]  # stable
+    seen = second.json()["per_member"]
+    assert [m.get("member_id") for m in seen[:2]] == [members[0]["id"], members[1]["id"]]
+    assert seen[2]["member"].startswith("m_") and "member_id" not in seen[2]
+    assert members[2]["id"] not in second.text and members[2]["patient_id"] not in second.text
+    for member, expected in ((members[0], 200), (members[2], 404)):
+        read = await client.get(f"/v1/courses/{member['course_id']}", headers=world.clinician2.headers)
+        assert read.status_code == expected
+        assert (await client.get(f"/v1/patients/{member['patient_id']}", headers=world.clinician2.headers)).status_code == expected
+    assert (await client.get(f"{url}/outcomes", headers=world.clinician2.headers)).json()["per_member"][2]["member"] == \
+        seen[2]["member"]  # stable
 
 
 async def test_a_group_reads_as_a_fhir_group_and_exports_its_members(app, client, world):
@@ -342,3 +347,23 @@ async def test_the_research_export_gives_a_members_rows_the_groups_pseudonym(cli
         assert len(named) == 2 and len(set(named)) == 1 and named[0].startswith("g_")  # one cluster, pseudonymous
         assert group["id"] not in str(rows) and None in groups
         assert {r["protocol"] for r in rows} == {"group-ipt", "ipt"}
+
+
+async def test_a_retried_group_session_with_its_idempotency_key_is_recorded_once_and_audited(app, client, world):
+    group = await _group(client, world)
+    [member] = await _members(client, world, group, 1)
+    url = f"/v1/groups/{group['id']}"
+    await _post(client, world.clinician, f"{url}/members/{member['id']}/pre-group-meetings", {"held_on": _day(0)})
+    body = {"held_on": _day(1), "attendance": [{"member_id": member["id"], "attendance": "attended"}]}
+    headers = {**world.clinician.headers, "Idempotency-Key": "group-session-1"}
+    first = await client.post(f"{url}/sessions", json=body, headers=headers)
+    again = await client.post(f"{url}/sessions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers.get("idempotent-replayed") == "true"
+    assert len((await client.get(f"{url}/sessions", headers=world.clinician.headers)).json()) == 1
+    other = await client.post(f"{url}/sessions", json={**body, "held_on": _day(2)}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    async with app.state.engine.connect() as db:
+        event = (await db.execute(sa.text("SELECT action, resource_type, resource_id, actor_id, outcome FROM audit_event "
+                                          "WHERE request_id = :r"), {"r": first.headers["x-request-id"]})).one()
+    assert tuple(event) == ("create", "group", group["id"], world.clinician.id, 201)
