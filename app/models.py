@@ -4,8 +4,8 @@ from app.audit.models import AuditArchive, AuditChain, AuditEvent, AuditSeal  # 
 from app.core.idempotency import IdempotencyRecord  # noqa: F401
 from app.courses.models import Course, CourseExtension, CourseTransition  # noqa: F401
 from app.exports.models import BulkExport, BulkExportFile  # noqa: F401
-from app.groups.models import GroupFacilitator, GroupMember, GroupSession, IptGroup  # noqa: F401
 from app.formulations.models import Formulation, InventoryRelationship, TimelineEvent  # noqa: F401
+from app.groups.models import GroupFacilitator, GroupMember, GroupSession, IptGroup  # noqa: F401
 from app.identity.models import AppUser, ClientAssertion, Integration, Organization, RefreshToken  # noqa: F401
 from app.measures.models import Measure, RiskAcknowledgement  # noqa: F401
 from app.patients.models import Patient  # noqa: F401

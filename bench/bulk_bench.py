@@ -35,10 +35,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import httpx
 import psycopg
-from isal import isal_zlib
 from common import BenchError, run_ipt, section, throwaway_database
 from export_bench import RssSampler, commit, cpu_seconds, free_port, rss_mb, serving, timed_export, versions
 from export_seed import Pools, check_columns, seed_organization
+from isal import isal_zlib
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Bulk Data export (bench/bulk_bench.py)"

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
-from app.rules import groups as group_rules
 from app.core.errors import Forbidden, PreconditionFailed, Unprocessable
 from app.core.ids import today
 from app.courses import repository
 from app.deps import Principal
 from app.identity import repository as identity
 from app.patients import repository as patients
+from app.rules import groups as group_rules
 from app.webhooks import outbox
 
 HIDDEN = ("organization_id", "attended_in_phase", "latest_session_on", "first_measure_on", "last_measure_on",

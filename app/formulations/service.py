@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
-from app.rules import groups as group_rules
 from app.core.errors import PreconditionRequired
 from app.core.ids import new_id, today
 from app.courses import service as courses
 from app.deps import Principal
 from app.formulations import repository
+from app.rules import groups as group_rules
 
 
 def _with_goal_ids(problem_areas: list[dict[str, Any]]) -> list[dict[str, Any]]:

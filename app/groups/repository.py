@@ -258,7 +258,7 @@ async def write_session(db: AsyncConnection, session: dict[str, Any], member_row
     now = utcnow()
     await _INSERT_GROUP_SESSION.later(db, session)
     if member_rows and db.dialect.name == "postgresql":
-        column = lambda name: [row[name] for row in member_rows]  # noqa: E731
+        column = lambda name: [row[name] for row in member_rows]
         await _INSERT_MEMBER_SESSIONS.later(db, {
             "org": session["organization_id"], "held_on": session["held_on"], "duration": session["duration_minutes"],
             "phase": session["phase"], "session": session["id"], "now": now, "ids": column("id"),

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.core.http import JSON, required_version, resource
-from app.core.outbound import check_public_url
 from app.core.openapi import AUTH, errors, if_match
+from app.core.outbound import check_public_url
 from app.core.pagination import Page, page_params
 from app.core.schemas import ListOf
 from app.deps import Db, OrgAdmin

@@ -117,13 +117,13 @@ class KeySets:
         except Exception:  # noqa: BLE001 - any refusal of the URL is the same refusal of the assertion
             raise InvalidAssertion("the client's JWKS URL is refused (private address or unresolvable)") from None
         try:
-            async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False) as client:
-                async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
-                    body = b""
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > MAX_JWKS_BYTES:
-                            raise InvalidAssertion("the client's key set is larger than 64 KB")
+            async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False) as client, \
+                    client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise InvalidAssertion("the client's key set is larger than 64 KB")
             if response.status_code != 200:
                 raise InvalidAssertion(f"the client's JWKS URL answered {response.status_code}")
             jwks = orjson.loads(body)

@@ -67,7 +67,7 @@ def _key_source(jwks_file: str | None, jwks_url: str | None) -> dict[str, Any]:
     if jwks_file is None and jwks_url is None:
         return {}
     try:
-        jwks = json.loads(open(jwks_file).read()) if jwks_file else None  # noqa: SIM115, PTH123
+        jwks = json.loads(open(jwks_file).read()) if jwks_file else None  # noqa: SIM115
         body = IntegrationCreate(name="cli", scopes=["clinical:read"], jwks=jwks, jwks_url=jwks_url)
     except (OSError, ValueError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)

@@ -9,7 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 
 from app.core.ids import new_id, utcnow
-from app.core.security import ASSERTION_ALGORITHMS, InvalidAssertion, Secrets, read_unverified, verify_assertion_signature
+from app.core.security import (
+    ASSERTION_ALGORITHMS,
+    InvalidAssertion,
+    Secrets,
+    read_unverified,
+    verify_assertion_signature,
+)
 from app.identity import assertions, repository, smart
 from app.identity.roles import SCOPES, scopes_for_roles
 

@@ -7,13 +7,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import rules
-from app.rules import groups as group_rules
 from app.core.errors import PreconditionFailed
 from app.core.ids import today
 from app.courses import repository as courses
 from app.courses import service as course_service
 from app.deps import Principal
 from app.measures import service as measures
+from app.rules import groups as group_rules
 from app.sessions import repository
 from app.webhooks import outbox
 

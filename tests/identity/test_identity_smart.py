@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.identity import smart
-from tests.support.smart import ClientKey, forged, jwks, token_form
 from tests.support.smart import Assertion as Claims
+from tests.support.smart import ClientKey, forged, jwks, token_form
 
 TOKEN = "/v1/auth/token"
 TOKEN_URL = "http://testserver/v1/auth/token"  # the in-process client's base URL

@@ -93,7 +93,7 @@ async def test_an_assertion_is_accepted_by_one_process_only_whichever_it_reaches
             # One assertion whose aud names both processes (as one public URL would behind a balancer),
             # sent twice to each at once.
             assertion = Assertion(integration["client_id"], urls[0], {"aud": urls}).signed(key)
-            post = lambda url: httpx.post(url, data=token_form(assertion), timeout=20)  # noqa: E731
+            post = lambda url: httpx.post(url, data=token_form(assertion), timeout=20)
             answers = await asyncio.to_thread(lambda: list(pool.map(post, urls * 2)))
             assert sorted(a.status_code for a in answers) == [200, 401, 401, 401], [a.text for a in answers]
             assert all(a.json()["error"] == "invalid_client" for a in answers if a.status_code == 401)
@@ -148,6 +148,5 @@ async def test_a_jwks_url_that_resolves_to_a_private_address_is_not_fetched():
 
 @pytest.mark.parametrize("document", [{"keys": "nope"}, {"keys": [{"kty": "RSA", "kid": "x", "d": "private"}]}, []])
 async def test_an_unusable_key_set_at_the_url_refuses_the_assertion(document):
-    with key_server(document) as keys:
-        with pytest.raises(InvalidAssertion, match="key set"):
-            await assertions.KeySets(allow_private=True).key(keys["url"], "x")
+    with key_server(document) as keys, pytest.raises(InvalidAssertion, match="key set"):
+        await assertions.KeySets(allow_private=True).key(keys["url"], "x")
