@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import secrets
 import signal
 import sys
 import time
@@ -34,10 +32,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import httpx
-import psycopg
-from common import BenchError, run_ipt, section, throwaway_database
-from export_bench import RssSampler, commit, cpu_seconds, free_port, rss_mb, serving, timed_export, versions
-from export_seed import Pools, check_columns, seed_organization
+from common import BenchError, run_ipt, section
+from export_bench import (
+    RssSampler,
+    commit,
+    cpu_seconds,
+    free_port,
+    rss_mb,
+    seeded_database,
+    serving,
+    timed_export,
+    versions,
+)
 from isal import isal_zlib
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -100,29 +106,7 @@ def timed_bulk(base: str, token: str, pid: int, types: str = TYPES) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    check_columns()
-    secret = secrets.token_urlsafe(48)
-    with throwaway_database("ipt_bench_bulk") as database_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
-        env.update(IPT_DATABASE_URL=database_url, IPT_ENV="production", IPT_SECRET_KEY=secret,
-                   IPT_RATE_LIMIT_PER_MINUTE="0", IPT_LOG_LEVEL="WARNING")
-        section("Migrating and bootstrapping")
-        run_ipt(env, "db", "upgrade")
-        org_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Bulk Organization", "--admin-email",
-                                    "admin@bulk.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
-        other_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Other Organization", "--admin-email",
-                                      "admin@other.bulk.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
-        section(f"Seeding {args.measures:,} measure rows (and {args.measures // 10:,} in another organization) by COPY")
-        started = time.perf_counter()
-        rng = random.Random(20261126)
-        pools = Pools.build(rng)
-        with psycopg.connect(database_url) as conn:
-            counts = seed_organization(conn, rng, pools, org_id, args.measures)
-            seed_organization(conn, rng, pools, other_id, args.measures // 10)
-            conn.commit()
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        print(f"seeded in {time.perf_counter() - started:.0f} s: {counts}")
+    with seeded_database("ipt_bench_bulk", args.measures) as (database_url, env, org_id, counts):
         credentials = json.loads(run_ipt(env, "integration", "create", "--org", org_id, "--name", "Bench EHR",
                                          "--scopes", "research:export clinical:read"))
         section("Serving the API (ipt serve, IPT_ENV=production, 1 process with its Bulk Data worker)")

@@ -177,30 +177,37 @@ def versions(database_url: str) -> str:
     return ", ".join(f"{n} {version(n)}" for n in names) + f", postgresql {server}"
 
 
-def run(args: argparse.Namespace) -> dict:
+@contextlib.contextmanager
+def seeded_database(prefix: str, measures: int) -> Iterator[tuple[str, dict[str, str], str, dict]]:
+    """A throwaway database, migrated, with two organizations seeded by COPY (``measures`` and a tenth as many);
+    yields its URL, the environment to serve it with, the first organization's id and the seeded counts."""
     check_columns()
     secret = secrets.token_urlsafe(48)
-    with throwaway_database("ipt_bench_export") as database_url:
+    with throwaway_database(prefix) as database_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPT_")}
         env.update(IPT_DATABASE_URL=database_url, IPT_ENV="production", IPT_SECRET_KEY=secret,
                    IPT_RATE_LIMIT_PER_MINUTE="0", IPT_LOG_LEVEL="WARNING")
         section("Migrating and bootstrapping")
         run_ipt(env, "db", "upgrade")
-        org_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Export Organization", "--admin-email",
-                                "admin@export.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
-        other_id = json.loads(run_ipt(env, "bootstrap", "--org", "Bench Other Organization", "--admin-email",
-                                  "admin@other.export.bench.ipt.example", "--admin-password", secrets.token_urlsafe(18)))["organization_id"]
-        section(f"Seeding {args.measures:,} measure rows (and {args.measures // 10:,} in another organization) by COPY")
+        org_id, other_id = (json.loads(run_ipt(env, "bootstrap", "--org", f"Bench {name} Organization", "--admin-email",
+                                               f"admin@{name.lower()}.{prefix}.bench.ipt.example", "--admin-password",
+                                               secrets.token_urlsafe(18)))["organization_id"] for name in ("Main", "Other"))
+        section(f"Seeding {measures:,} measure rows (and {measures // 10:,} in another organization) by COPY")
         started = time.perf_counter()
         rng = random.Random(20261126)
         pools = Pools.build(rng)
         with psycopg.connect(database_url) as conn:
-            counts = seed_organization(conn, rng, pools, org_id, args.measures)
-            seed_organization(conn, rng, pools, other_id, args.measures // 10)
+            counts = seed_organization(conn, rng, pools, org_id, measures)
+            seed_organization(conn, rng, pools, other_id, measures // 10)
             conn.commit()
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         print(f"seeded in {time.perf_counter() - started:.0f} s: {counts}")
+        yield database_url, env, org_id, counts
+
+
+def run(args: argparse.Namespace) -> dict:
+    with seeded_database("ipt_bench_export", args.measures) as (database_url, env, org_id, counts):
         credentials = json.loads(run_ipt(env, "integration", "create", "--org", org_id, "--name", "Bench researcher",
                                      "--scopes", "research:export"))
         sql = copy_sql(org_id)
