@@ -20,6 +20,7 @@ from app.identity.schemas import (
     IntegrationCreate,
     IntegrationCreated,
     IntegrationPublic,
+    IntegrationUpdate,
     OrganizationPublic,
     OrganizationUpdate,
     PasswordChange,
@@ -118,6 +119,24 @@ async def list_integrations(db: Db, admin: OrgAdmin, page: Annotated[Page, Depen
 async def get_integration(integration_id: str, db: Db, admin: OrgAdmin) -> JSON:
     """Read one integration (never its secret)."""
     return resource(await repository.get_integration(db, admin.organization_id, integration_id))
+
+
+@router.patch("/integrations/{integration_id}", response_model=IntegrationPublic,
+              responses=errors(*AUTH, 400, 404, 412, 422, 428), openapi_extra=if_match())
+async def update_integration(integration_id: str, body: IntegrationUpdate, request: Request, db: Db, admin: OrgAdmin) -> JSON:
+    """Rename an integration, change its scopes, or rotate its public keys (a new jwks or jwks_url, which also
+    replaces a client secret: the secret stops working); needs If-Match. Takes effect at its next request."""
+    version = required_version(request)
+    changes = body.changes()
+    if "jwks" in changes:
+        changes |= {"jwks": body.jwks.model_dump(exclude_none=True), "jwks_url": None, "secret_hash": None}
+    elif "jwks_url" in changes:
+        allow_private = request.app.state.settings.webhook_allow_private
+        await asyncio.to_thread(check_public_url, body.jwks_url, allow_private, what="JWKS URL", loc=["jwks_url"])
+        changes |= {"jwks": None, "secret_hash": None}
+    row = await repository.update_integration(db, admin.organization_id, integration_id, version, changes)
+    request.app.state.accounts.evict(accounts.key("integration", integration_id))  # here at once; others on NOTIFY
+    return resource(row)
 
 
 @router.delete("/integrations/{integration_id}", status_code=204, responses=errors(*AUTH, 404, 412, 428), openapi_extra=if_match())

@@ -156,6 +156,12 @@ async def list_integrations(db: AsyncConnection, org_id: str, page: Page) -> dic
     return await fetch_page(db, query, Integration.id, page)
 
 
+async def update_integration(db: AsyncConnection, org_id: str, integration_id: str, version: int, changes: dict) -> dict:
+    """Change a live integration at ``version`` (412 otherwise, 404 when absent or revoked)."""
+    return await update_versioned(db, Integration, _live_integration(org_id, integration_id), version, changes,
+                                  _integration, touch=False)
+
+
 async def revoke_integration(db: AsyncConnection, org_id: str, integration_id: str, version: int) -> None:
     """Revoke an integration: its tokens stop working at their next request."""
     changes = {"deleted_at": utcnow()}

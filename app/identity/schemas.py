@@ -176,6 +176,28 @@ class IntegrationCreate(StrictInput):
         return self
 
 
+class IntegrationUpdate(StrictPatch):
+    """Changes to an integration; needs If-Match. A new ``jwks`` or ``jwks_url`` replaces the key set (key rotation),
+    or replaces a client secret, which then stops working."""
+
+    not_null = ("name", "scopes", "jwks", "jwks_url")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    scopes: list[Scope] | None = Field(default=None, min_length=1, max_length=6)
+    jwks: Jwks | None = None
+    jwks_url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=JWKS_URL_PATTERN)
+
+    _unique_scopes = field_validator("scopes")(_unique)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IntegrationUpdate:
+        if self.jwks is not None and self.jwks_url is not None:
+            raise ValueError("send either jwks or jwks_url, not both")
+        problem = key_set_problem(self.jwks.model_dump(exclude_none=True)) if self.jwks is not None else None
+        if problem:
+            raise ValueError(f"jwks: {problem}")
+        return self
+
+
 class IntegrationPublic(BaseModel):
     """An integration as the API returns it."""
 

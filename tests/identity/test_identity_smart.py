@@ -238,3 +238,44 @@ async def test_smart_configuration_describes_backend_services(client, path):
     assert "system/*.rs" in body["scopes_supported"]
     for scope in body["scopes_supported"]:  # every scope advertised is one the token endpoint understands
         assert scope in smart.SCOPES_SUPPORTED or smart.own_scopes_for(scope) is None
+
+
+async def _patch(client, world, integration_id: str, body: dict, expect: int = 200):
+    etag = (await client.get(f"/v1/integrations/{integration_id}", headers=world.admin.headers)).headers["etag"]
+    response = await client.patch(f"/v1/integrations/{integration_id}", json=body,
+                                  headers={**world.admin.headers, "If-Match": etag})
+    assert response.status_code == expect, response.text
+    return response
+
+
+async def test_an_admin_rotates_an_integrations_keys_and_the_old_key_stops_working(client, world, registered):
+    integration, rsa, _ = registered
+    claims = Claims(integration["client_id"], TOKEN_URL)
+    fresh = ClientKey.ec()
+    rotated = (await _patch(client, world, integration["id"], {"jwks": jwks(fresh)})).json()
+    assert [k["kid"] for k in rotated["jwks"]["keys"]] == [fresh.kid] and rotated["version"] == integration["version"] + 1
+    assert (await client.post(TOKEN, data=token_form(claims.signed(rsa)))).status_code == 401
+    assert (await client.post(TOKEN, data=token_form(claims.signed(fresh)))).status_code == 200
+    # If-Match is required and must be current; a private JWKS URL and both sources at once are refused.
+    stale = await client.patch(f"/v1/integrations/{integration['id']}", json={"name": "x"},
+                               headers={**world.admin.headers, "If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert (await client.patch(f"/v1/integrations/{integration['id']}", json={"name": "x"},
+                               headers=world.admin.headers)).status_code == 428
+    await _patch(client, world, integration["id"], {"jwks_url": "http://127.0.0.1:9/keys"}, expect=422)
+    await _patch(client, world, integration["id"], {"jwks": jwks(fresh), "jwks_url": "https://keys.example.org/k"},
+                 expect=422)
+
+
+async def test_moving_a_secret_integration_to_keys_ends_its_secret_and_narrowed_scopes_apply_to_its_tokens(client, world):
+    form = {"grant_type": "client_credentials", "client_id": world.ehr.client_id, "client_secret": world.ehr.client_secret}
+    token = (await client.post(TOKEN, data=form)).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/me", headers=headers)).json()["scopes"] == ["clinical:read", "clinical:write"]
+    key = ClientKey.rsa()
+    moved = (await _patch(client, world, world.ehr.id, {"jwks": jwks(key), "scopes": ["clinical:read"]})).json()
+    assert moved["scopes"] == ["clinical:read"]
+    assert (await client.post(TOKEN, data=form)).status_code == 401  # the secret is gone
+    assert (await client.get("/v1/me", headers=headers)).json()["scopes"] == ["clinical:read"]  # at its next request
+    signed = Claims(world.ehr.client_id, TOKEN_URL).signed(key)
+    assert (await client.post(TOKEN, data=token_form(signed, "system/*.rs"))).status_code == 200

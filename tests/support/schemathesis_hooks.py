@@ -33,7 +33,7 @@ def _no_drawn_key_sets(case):
     """An integration's ``jwks`` must hold real public keys (a drawn modulus does not parse) and its ``jwks_url``
     must resolve to a public address, and not both may be given: documented 422s no schema can state. Positive
     cases register with a secret; tests/identity/test_identity_smart*.py cover key sets with real keys."""
-    if case.method.upper() == "POST" and case.path == "/v1/integrations" and isinstance(case.body, dict):
+    if case.path in ("/v1/integrations", "/v1/integrations/{integration_id}") and isinstance(case.body, dict):
         case.body.pop("jwks", None)
         case.body.pop("jwks_url", None)
 
