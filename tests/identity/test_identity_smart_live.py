@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
 from app.core.security import InvalidAssertion
@@ -68,18 +68,17 @@ async def test_authlibs_private_key_jwt_client_gets_a_token_from_a_live_server(a
     # A client nobody here wrote: authlib signs the assertion (RFC 7523) with joserfc. Its default
     # lifetime is an hour, which SMART forbids: the client says five minutes, as SMART clients do.
     auth = PrivateKeyJWT(token_url, alg="RS384", headers={"kid": key.kid}, claims={"exp": int(time.time()) + 300})
-    async with AsyncOAuth2Client(integration["client_id"], key.key, token_endpoint_auth_method=auth) as oauth:
-        token = await oauth.fetch_token(token_url, grant_type="client_credentials", scope="system/*.rs")
+    with OAuth2Session(integration["client_id"], key.key, token_endpoint_auth_method=auth) as oauth:
+        token = oauth.fetch_token(token_url, grant_type="client_credentials", scope="system/*.rs")
         assert token["scope"] == "system/*.rs"
-        me = await oauth.get(f"{live_url}/v1/me")
+        me = oauth.get(f"{live_url}/v1/me")
         assert me.status_code == 200 and me.json()["id"] == integration["id"]
-        everything = await oauth.get(f"{live_url}/fhir/r4/metadata")
-        assert everything.status_code == 200
+        assert oauth.get(f"{live_url}/fhir/r4/metadata").status_code == 200
 
     hour = PrivateKeyJWT(token_url, alg="RS384", headers={"kid": key.kid})  # authlib's default exp: an hour ahead
-    async with AsyncOAuth2Client(integration["client_id"], key.key, token_endpoint_auth_method=hour) as oauth:
-        with pytest.raises(Exception, match="invalid_client"):
-            await oauth.fetch_token(token_url, grant_type="client_credentials", scope="system/*.rs")
+    with OAuth2Session(integration["client_id"], key.key, token_endpoint_auth_method=hour) as oauth, \
+            pytest.raises(Exception, match="invalid_client"):
+        oauth.fetch_token(token_url, grant_type="client_credentials", scope="system/*.rs")
 
 
 async def test_an_assertion_is_accepted_by_one_process_only_whichever_it_reaches(app, client, world, database_url):
