@@ -57,6 +57,11 @@ class InvalidAssertion(Exception):
     """A client assertion refused; the message says why, for the audit log."""
 
 
+class NotSignedByClient(InvalidAssertion):
+    """No registered key of the client verifies the assertion (none with its kid, one of another type, a bad
+    signature): the caller is told no more than that, so keys and client ids cannot be probed."""
+
+
 class InvalidToken(Exception):
     """The token is not one this service issued, or no longer valid."""
 
@@ -285,11 +290,11 @@ def verify_assertion_signature(token: str, algorithm: str, key: dict) -> None:
     """Check an assertion's signature with one of its client's public keys; InvalidAssertion if it fails."""
     if algorithm not in ASSERTION_ALGORITHMS:
         raise InvalidAssertion(f"algorithm {algorithm!r} is not accepted (RS384 or ES384)")
-    if public_key_problem(key) is not None or key.get("alg", algorithm) != algorithm or (
-        ASSERTION_ALGORITHMS[algorithm][0] != key.get("kty")
-    ):
-        raise InvalidAssertion("the key named by kid does not fit the algorithm")
+    # The key passed public_key_problem when it was registered or fetched; here it must fit the algorithm.
+    kty, curve = ASSERTION_ALGORITHMS[algorithm]
+    if key.get("kty") != kty or key.get("alg", algorithm) != algorithm or (curve and key.get("crv") != curve):
+        raise NotSignedByClient("the key named by kid does not fit the algorithm")
     try:
         jws.verify(token, jwk.construct(key, algorithm), algorithms=[algorithm])
     except (JOSEError, ValueError, TypeError, KeyError):
-        raise InvalidAssertion("the signature does not verify") from None
+        raise NotSignedByClient("the signature does not verify") from None

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from app.core.outbound import check_public_url
-from app.core.security import InvalidAssertion, public_key_problem
+from app.core.security import InvalidAssertion, NotSignedByClient, public_key_problem
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_LIFETIME_SECONDS = 300  # SMART: exp "no more than five minutes in the future"
@@ -108,7 +108,7 @@ class KeySets:
             self._cached[url] = (time.monotonic(), jwks)
             key = key_by_kid(jwks, kid)
         if key is None:
-            raise InvalidAssertion("no key in the client's key set has the assertion's kid")
+            raise NotSignedByClient("no key in the client's key set has the assertion's kid")
         return key
 
     async def _fetch(self, url: str) -> dict:

@@ -12,6 +12,7 @@ from app.core.ids import new_id, utcnow
 from app.core.security import (
     ASSERTION_ALGORITHMS,
     InvalidAssertion,
+    NotSignedByClient,
     Secrets,
     read_unverified,
     verify_assertion_signature,
@@ -155,8 +156,9 @@ def assertion_issuer(assertion: str) -> str | None:
     return issuer if isinstance(issuer, str) else None
 
 
-def _refused(reason: str, subject: Subject | None = None) -> GrantError:
-    return GrantError("invalid_client", f"The client assertion is not valid: {reason}.", status=401,
+def _refused(reason: str, subject: Subject | None = None, told: str | None = None) -> GrantError:
+    """invalid_client: the caller reads ``told`` (else the reason); the audit event keeps the reason."""
+    return GrantError("invalid_client", f"The client assertion is not valid: {told or reason}.", status=401,
                       subject=subject, reason=reason)
 
 
@@ -183,17 +185,18 @@ async def assertion_grant(
         raise _refused(f"its algorithm must be RS384 or ES384, not {str(algorithm)[:20]!r}", subject)
     if not isinstance(kid, str) or not kid:
         raise _refused("its header has no kid", subject)
-    if integration is None or not (integration.jwks or integration.jwks_url):
-        raise _refused(NOT_SIGNED, subject)
     try:
+        if integration is None or not (integration.jwks or integration.jwks_url):
+            raise NotSignedByClient("no such client, or a client without a key set")
         key = assertions.key_by_kid(integration.jwks, kid) if integration.jwks else await key_sets.key(integration.jwks_url, kid)
         if key is None:
-            raise InvalidAssertion(NOT_SIGNED)
+            raise NotSignedByClient("no key in the client's key set has the assertion's kid")
         verify_assertion_signature(assertion, algorithm, key)
         checked = assertions.check_claims(claims, token_url, named_client)
+    except NotSignedByClient as exc:
+        raise _refused(str(exc), subject, told=NOT_SIGNED) from None
     except InvalidAssertion as exc:
-        reason = str(exc) if str(exc) != "the signature does not verify" else NOT_SIGNED
-        raise _refused(reason, subject) from None
+        raise _refused(str(exc), subject) from None
     if not await repository.remember_assertion(db, integration.id, checked.jti, checked.expires_at):
         raise _refused("its jti was already used (a replayed assertion)", subject)
     return _integration_tokens(secrets, integration, scope)

@@ -162,8 +162,10 @@ def _refusals(client_id: str, rsa: ClientKey, ec: ClientKey) -> dict[str, str]:
 
 async def test_every_bad_assertion_is_invalid_client_and_audited_with_its_reason(app, client, world, registered):
     integration, rsa, ec = registered
+    told = {}
     for case, assertion in _refusals(integration["client_id"], rsa, ec).items():
         response = await client.post(TOKEN, data=token_form(assertion))
+        told[case] = response.json().get("error_description")
         assert response.status_code == 401, (case, response.text)
         assert response.json()["error"] == "invalid_client", case
         assert response.headers["cache-control"] == "no-store"
@@ -174,6 +176,9 @@ async def test_every_bad_assertion_is_invalid_client_and_audited_with_its_reason
         assert reason, case
         if case not in ("unknown client", "malformed", "garbage"):
             assert event["actor_id"] == integration["id"], case
+    # Whether the client exists, which kid it has and what its keys are: the caller learns none of it.
+    alike = ("unknown client", "wrong key", "unknown kid", "an EC key's signature under the RSA kid")
+    assert len({told[case] for case in alike}) == 1, {case: told[case] for case in alike}
 
 
 async def test_an_assertion_works_once_a_replay_is_refused(app, client, world, registered):
