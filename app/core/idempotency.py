@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.core.errors import BadRequest, Conflict, Unprocessable
-from app.core.ids import new_id, utcnow
+from app.core.ids import as_utc, new_id, utcnow
 from app.core.models import created_at_field, id_field, json_field
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -56,11 +56,6 @@ async def request_fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-def _as_utc(moment: datetime) -> datetime:
-    """A stored timestamp in UTC: SQLite gives it back naive (UTC), PostgreSQL in the session's time zone."""
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _lock_id(caller: str, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{caller}\0{key}".encode()).digest()[:8], "big", signed=True)
 
@@ -83,7 +78,7 @@ async def claim(db: AsyncConnection, caller: str, key: str, fingerprint: str) ->
     ).first()
     if record is None:
         return None
-    if _as_utc(record.expires_at) <= utcnow():
+    if as_utc(record.expires_at) <= utcnow():
         await db.execute(sa.delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
         return None
     if record.request_hash != fingerprint:

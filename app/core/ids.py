@@ -40,6 +40,11 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp in UTC: SQLite gives it back naive (UTC), PostgreSQL in the session's time zone."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def rfc3339(value: datetime | None) -> str | None:
     """A timestamp as RFC 3339 in UTC with a trailing Z (SQLite returns naive UTC values)."""
     if value is None:

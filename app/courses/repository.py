@@ -17,7 +17,8 @@ from app.core.repository import KeysetList, as_written, columns, fetch_page
 from app.courses.models import Course, CourseExtension, CourseTransition
 from app.deps import Principal
 from app.formulations.models import Formulation, InventoryRelationship
-from app.groups.models import GroupFacilitator, GroupMember
+from app.groups.models import GroupMember
+from app.groups.repository import facilitated
 
 COURSE_COLUMNS = (
     "id", "organization_id", "patient_id", "therapist_id", "protocol", "planned_sessions", "extension_sessions",
@@ -55,8 +56,7 @@ _GET = _prebuilt_get()
 
 def _facilitated() -> dict[bool, Statement]:
     """A group member's course in a group the clinician facilitates (read only after their own courses missed)."""
-    members = (sa.select(GroupMember.course_id).join(GroupFacilitator, GroupFacilitator.group_id == GroupMember.group_id)
-               .where(GroupFacilitator.user_id == sa.bindparam("me"), GroupMember.status == "active"))
+    members = facilitated(GroupMember.course_id, sa.bindparam("me"))
     base = sa.select(*_course).where(Course.id == sa.bindparam("course_id"), Course.organization_id == sa.bindparam("org"),
                                      Course.id.in_(members))
     return {lock: Statement(base.with_for_update() if lock else base) for lock in (False, True)}

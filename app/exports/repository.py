@@ -7,14 +7,14 @@ takes the job over once the lease has run out, from the position the last commit
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import NotFound
-from app.core.ids import new_id, utcnow
+from app.core.ids import as_utc, new_id, utcnow
 from app.core.models import new_row
 from app.exports.models import BulkExport, BulkExportFile
 
@@ -47,7 +47,7 @@ async def get(db: AsyncConnection, export_id: str, organization_id: str, by_type
     """The requester's job, unexpired, or 404."""
     query = sa.select(BulkExport).where(_of_requester(export_id, organization_id, by_type, by_id))
     row = (await db.execute(query)).mappings().first()
-    if row is None or (row["expires_at"] is not None and _aware(row["expires_at"]) <= utcnow()):
+    if row is None or (row["expires_at"] is not None and as_utc(row["expires_at"]) <= utcnow()):
         raise NotFound("No such export job (or it has expired or been cancelled).")
     return dict(row)
 
@@ -127,8 +127,3 @@ async def purge_expired(db: AsyncConnection) -> int:
     await db.execute(sa.delete(BulkExportFile).where(BulkExportFile.export_id.in_(expired)))
     result = await db.execute(sa.delete(BulkExport).where(BulkExport.expires_at < utcnow()))
     return result.rowcount or 0
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timestamps back naive; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.errors import BadRequest
 from app.core.fastsql import Statement
 from app.core.http import dumps
+from app.core.ids import as_utc
 from app.courses import repository as courses
 from app.courses.models import Course
 from app.deps import Principal
@@ -126,12 +127,8 @@ def _changed(column: Any, job: dict[str, Any]) -> sa.ColumnElement[bool]:
 
 def _in_time(moment: Any, job: dict[str, Any]) -> bool:
     """The same test in Python, for a resource of a row whose other resources the query already let in."""
-    moment = _aware(moment)
-    return moment <= _aware(job["transaction_time"]) and (job["since"] is None or moment >= _aware(job["since"]))
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite reads timestamps back naive (UTC)
+    moment = as_utc(moment)
+    return moment <= as_utc(job["transaction_time"]) and (job["since"] is None or moment >= as_utc(job["since"]))
 
 
 def _courses(job: dict[str, Any]) -> sa.ColumnElement[bool]:

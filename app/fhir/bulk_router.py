@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.audit import context as audit
 from app.core.errors import NotFound, RateLimited
-from app.core.ids import rfc3339, utcnow
+from app.core.ids import as_utc, rfc3339, utcnow
 from app.core.negotiation import negotiate
 from app.deps import ClinicalReader, Db, Principal
 from app.exports import repository as jobs
@@ -145,8 +145,8 @@ async def export_status(export_id: str, request: Request, db: Db, principal: Cli
     audit.note(files=len(output))
     manifest = {"transactionTime": rfc3339(job["transaction_time"]), "request": job["request_url"],
                 "requiresAccessToken": True, "output": output, "error": []}
-    expires = job["expires_at"] if job["expires_at"].tzinfo else job["expires_at"].replace(tzinfo=utcnow().tzinfo)
-    return FhirJSON(manifest, media_type="application/json", headers={"Expires": format_datetime(expires, usegmt=True)})
+    expires = format_datetime(as_utc(job["expires_at"]), usegmt=True)
+    return FhirJSON(manifest, media_type="application/json", headers={"Expires": expires})
 
 
 @router.delete("/bulk/{export_id}", status_code=202, responses={202: {"description": "Cancelled, and its files deleted."},

@@ -33,6 +33,12 @@ _member = columns(GroupMember, MEMBER_PUBLIC)
 _session = columns(GroupSession, SESSION_PUBLIC)
 
 
+def facilitated(column: Any, me: Any) -> sa.Select:
+    """``column`` (a member's course_id or patient_id) of every active member of the groups ``me`` facilitates."""
+    return (sa.select(column).join(GroupFacilitator, GroupFacilitator.group_id == GroupMember.group_id)
+            .where(GroupFacilitator.user_id == me, GroupMember.status == "active"))
+
+
 def reach(principal: Principal) -> sa.ColumnElement[bool]:
     """The groups a caller may see: the organization's, narrowed to a clinician's own (as facilitator)."""
     in_org = IptGroup.organization_id == principal.organization_id
@@ -143,13 +149,6 @@ async def save_member(db: AsyncConnection, member_id: str, changes: dict[str, An
 
 
 # group sessions ----------------------------------------------------------------------------------
-async def insert_session(db: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
-    """Insert a group session."""
-    row = new_row(GroupSession, values)
-    await db.execute(sa.insert(GroupSession).values(row))
-    return {name: row[name] for name in SESSION_PUBLIC}
-
-
 async def sessions(db: AsyncConnection, group_id: str) -> list[dict[str, Any]]:
     """The group's sessions in order, each with every member's attendance."""
     rows = (await db.execute(sa.select(*_session).where(GroupSession.group_id == group_id)

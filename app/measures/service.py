@@ -131,17 +131,13 @@ async def list_page(db: AsyncConnection, principal: Principal, course_id: str, p
     return result
 
 
-def points_by_instrument(measures: list[Any]) -> dict[str, list[instruments.MeasurePoint]]:
-    """Measures' POINT rows as outcome points, by instrument."""
-    return _points(measures)
-
-
 def course_outcomes(points: dict[str, list[instruments.MeasurePoint]]) -> list[dict[str, Any]]:
     """One outcome per instrument a course has, in catalogue order (as GET .../outcomes)."""
     return [instruments.instrument_outcome(i, points[i]) for i in instruments.INSTRUMENTS if i in points]
 
 
-def _points(measures: list[Any]) -> dict[str, list[instruments.MeasurePoint]]:
+def points_by_instrument(measures: list[Any]) -> dict[str, list[instruments.MeasurePoint]]:
+    """Measures' POINT rows as outcome points, by instrument."""
     points: dict[str, list[instruments.MeasurePoint]] = {}
     for m in measures:
         total = number(m["instrument"], m["total"])
@@ -154,7 +150,7 @@ async def outcomes(db: AsyncConnection, principal: Principal, course_id: str) ->
     """api.md's outcomes of a course: one entry per instrument it has (catalogue order), and the paired result."""
     course = await courses.get(db, principal, course_id)
     audit.note(resource_type="outcome", resource_id=course_id, patient_id=course["patient_id"])
-    points = _points(await repository.points(db, course_id))
+    points = points_by_instrument(await repository.points(db, course_id))
     return {
         "instruments": course_outcomes(points),
         "paired": instruments.paired_outcome(points.get("phq-9", ()), points.get("gad-7", ())),

@@ -16,7 +16,8 @@ from app.core.pagination import Page
 from app.core.repository import columns, fetch_page, update_versioned
 from app.courses.models import Course
 from app.deps import Principal
-from app.groups.models import GroupFacilitator, GroupMember
+from app.groups.models import GroupMember
+from app.groups.repository import facilitated
 from app.patients.models import Patient
 
 PUBLIC = ("id", "organization_id", "external_id", "display_name", "birth_date", "sex", "version", "created_at", "updated_at")
@@ -69,8 +70,7 @@ _GET = _prebuilt_get()
 
 def _facilitated() -> dict[bool, Statement]:
     """A patient who is a member of a group the clinician facilitates (read only after their own caseload missed)."""
-    members = (sa.select(GroupMember.patient_id).join(GroupFacilitator, GroupFacilitator.group_id == GroupMember.group_id)
-               .where(GroupFacilitator.user_id == sa.bindparam("me"), GroupMember.status == "active"))
+    members = facilitated(GroupMember.patient_id, sa.bindparam("me"))
     base = sa.select(*_public).where(Patient.id == sa.bindparam("patient_id"),
                                      Patient.organization_id == sa.bindparam("org"), Patient.id.in_(members))
     return {lock: Statement(base.with_for_update(of=Patient) if lock else base) for lock in (False, True)}
