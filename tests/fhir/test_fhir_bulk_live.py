@@ -33,7 +33,8 @@ EXTRA_MEASURES = 1500
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def fresh(request, tmp_path):
-    """A migrated database of its own (its workers must not touch the session's), with an app on it."""
+    """A migrated database of its own (its workers must not touch the session's): its URL, an app on it, an
+    organization and an in-process client."""
     from tests.conftest import require_postgres
     from tests.support.databases import migrate
 
@@ -42,7 +43,10 @@ async def fresh(request, tmp_path):
     with throwaway_database(request.param, tmp_path) as url:
         migrate(url)
         app = create_app(test_settings(url))
-        yield url, app
+        world = await make_world(app)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield url, app, world, client
         await app.state.engine.dispose()
 
 
@@ -76,48 +80,42 @@ async def _copy_measures(app, course_id: str, copies: int) -> list[str]:
 
 
 async def test_a_worker_killed_mid_export_is_resumed_by_another_with_every_row_once(fresh):
-    url, app = fresh
+    url, app, world, client = fresh
     secret = app.state.settings.secret_key
-    world = await make_world(app)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        recorded = await record_course(client, world)
-        measure_ids = await _copy_measures(app, recorded.course["id"], EXTRA_MEASURES)
-        location = await kick_off(client, world.ehr, _type="QuestionnaireResponse,Observation")
-        export_id = location.rsplit("/", 1)[1]
-        settings = {"IPT_BULK_EXPORT_BATCH": "10", "IPT_BULK_EXPORT_LEASE_SECONDS": "1"}
+    recorded = await record_course(client, world)
+    measure_ids = await _copy_measures(app, recorded.course["id"], EXTRA_MEASURES)
+    location = await kick_off(client, world.ehr, _type="QuestionnaireResponse,Observation")
+    export_id = location.rsplit("/", 1)[1]
+    settings = {"IPT_BULK_EXPORT_BATCH": "10", "IPT_BULK_EXPORT_LEASE_SECONDS": "1"}
 
-        with ipt_worker(url, secret, **settings) as first:
-            deadline = time.monotonic() + 60
-            while (job := await _job(app, export_id))["written"] < 200:
-                assert time.monotonic() < deadline, "the first worker wrote nothing within 60 s"
-                time.sleep(0.02)
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
-        job = await _job(app, export_id)
-        assert job["status"] == "in-progress" and 0 < job["written"] < 2 * len(measure_ids), job["written"]
+    with ipt_worker(url, secret, **settings) as first:
+        deadline = time.monotonic() + 60
+        while (job := await _job(app, export_id))["written"] < 200:
+            assert time.monotonic() < deadline, "the first worker wrote nothing within 60 s"
+            time.sleep(0.02)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    job = await _job(app, export_id)
+    assert job["status"] == "in-progress" and 0 < job["written"] < 2 * len(measure_ids), job["written"]
 
-        with ipt_worker(url, secret, **settings):
-            deadline = time.monotonic() + 120
-            while (status := await client.get(location, headers=world.ehr.headers)).status_code == 202:
-                assert time.monotonic() < deadline, "the second worker did not finish within 120 s"
-                time.sleep(0.1)
-        assert status.status_code == 200, status.text
-        seen: dict[str, list[str]] = {"QuestionnaireResponse": [], "Observation": []}
-        for output in status.json()["output"]:
-            body = (await client.get(output["url"], headers=world.ehr.headers)).text
-            seen[output["type"]] += [json.loads(line)["id"] for line in body.splitlines()]
+    with ipt_worker(url, secret, **settings):
+        deadline = time.monotonic() + 120
+        while (status := await client.get(location, headers=world.ehr.headers)).status_code == 202:
+            assert time.monotonic() < deadline, "the second worker did not finish within 120 s"
+            time.sleep(0.1)
+    assert status.status_code == 200, status.text
+    seen: dict[str, list[str]] = {"QuestionnaireResponse": [], "Observation": []}
+    for output in status.json()["output"]:
+        body = (await client.get(output["url"], headers=world.ehr.headers)).text
+        seen[output["type"]] += [json.loads(line)["id"] for line in body.splitlines()]
     assert sorted(seen["QuestionnaireResponse"]) == sorted(measure_ids)  # each once: none missing, none twice
     assert sorted(seen["Observation"]) == sorted(f"{m}-total" for m in measure_ids)
 
 
 async def test_any_api_process_answers_for_a_job_another_accepted(fresh):
-    url, app = fresh
+    url, app, world, client = fresh
     secret = app.state.settings.secret_key
-    world = await make_world(app)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        await record_course(client, world)
+    await record_course(client, world)
     with live_server(url, secret, IPT_BULK_EXPORT_WORKER="true") as first, live_server(url, secret) as second:
         kicked = httpx.get(f"{first}/fhir/r4/Patient/$export", headers={**world.ehr.headers, **ASYNC})
         assert kicked.status_code == 202, kicked.text

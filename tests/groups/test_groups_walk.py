@@ -241,7 +241,7 @@ async def test_recording_a_group_session_runs_the_same_statements_for_two_member
         async with recording(app) as sent:
             await _post(client, world.clinician, f"{url}/sessions", body)
         counts[size] = len(sent)
-    assert counts[2] == counts[10], counts
+    assert counts[2] == counts[10] > 0, counts
 
 
 async def test_a_members_course_reads_in_fhir_with_an_encounter_per_group_session(client, world):
