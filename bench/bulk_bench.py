@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ import httpx
 from common import BenchError, run_ipt, section
 from export_bench import (
     RssSampler,
+    bench_main,
     commit,
     cpu_seconds,
     free_port,
@@ -46,7 +46,6 @@ from export_bench import (
 )
 from isal import isal_zlib
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Bulk Data export (bench/bulk_bench.py)"
 RATIO_TARGET, MEMORY_TARGET_MB = 0.5, 100.0
 TYPES = "QuestionnaireResponse,Observation"
@@ -161,39 +160,12 @@ Server CPU during it: {b['server_cpu_s']:.1f} s ({b['server_cpu_s'] * 1e6 / max(
 """
 
 
-def write_results(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving every other part as it is."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    after = ""
-    if HEADING in current:
-        before, _, rest = current.partition(HEADING)
-        after = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        current = before.rstrip("\n") + "\n"
-    RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + after)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--measures", type=int, default=1_000_000)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--no-results", action="store_true", help="print, but do not write bench/RESULTS.md")
-    parser.add_argument("--types", default=TYPES, help=f"the export's _type (default {TYPES})")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: drop the database
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    text = report(result, args.measures, args.types)
-    section("Result")
-    print(text)
-    if not args.no_results:
-        write_results(text)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
-    return 0
+    def types(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--types", default=TYPES, help=f"the export's _type (default {TYPES})")
+
+    return bench_main(__doc__.split("\n\n")[0], run, lambda result, args: report(result, args.measures, args.types),
+                      HEADING, types)
 
 
 if __name__ == "__main__":

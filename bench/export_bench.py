@@ -273,23 +273,25 @@ Server CPU during the export: {e['server_cpu_s']:.1f} s ({e['server_cpu_s'] * 1e
 """
 
 
-def write_results(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving every other part as it is."""
+def write_results(text: str, heading: str = HEADING) -> None:
+    """Replace the benchmark's section (``heading``) of RESULTS.md, or append it, leaving every other part as it is."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING in current:
-        before, _, rest = current.partition(HEADING)
+    after = ""
+    if heading in current:
+        before, _, rest = current.partition(heading)
         after = rest[rest.find("\n## "):] if "\n## " in rest else ""
         current = before.rstrip("\n") + "\n"
-    else:
-        after = ""
     RESULTS.write_text(current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + after)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_main(description: str, run, report, heading: str, more_arguments=None) -> int:
+    """The command line of a seeded export benchmark: parse, run, print the report, write its section."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--measures", type=int, default=1_000_000)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--no-results", action="store_true", help="print, but do not write bench/RESULTS.md")
+    if more_arguments:
+        more_arguments(parser)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: drop the database
     try:
@@ -299,13 +301,17 @@ def main() -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    text = report(result, args.measures)
+    text = report(result, args)
     section("Result")
     print(text)
     if not args.no_results:
-        write_results(text)
+        write_results(text, heading)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
+
+
+def main() -> int:
+    return bench_main(__doc__.split("\n\n")[0], run, lambda result, args: report(result, args.measures), HEADING)
 
 
 if __name__ == "__main__":
