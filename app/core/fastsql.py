@@ -11,7 +11,7 @@ asyncpg returns dates, timestamps, booleans and (with SQLAlchemy's codec) parsed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,6 +68,16 @@ class Statement:
         if db.dialect.name != "postgresql":
             result = await db.execute(self.statement, params)
             return list(result.mappings().all()) if result.returns_rows else []
+        return await self._records(db, params)
+
+    async def records(self, db: AsyncConnection, params: dict[str, Any]) -> list[Sequence[Any]]:
+        """Every row, read by position: asyncpg's records on PostgreSQL, SQLAlchemy's rows elsewhere."""
+        if db.dialect.name != "postgresql":
+            result = await db.execute(self.statement, params)
+            return list(result.all()) if result.returns_rows else []
+        return await self._records(db, params)
+
+    async def _records(self, db: AsyncConnection, params: dict[str, Any]) -> Any:
         await flush_writes(db)
         sql = self._compiled(db.dialect)
         args = _arguments(self._binds, params)

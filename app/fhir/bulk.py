@@ -21,12 +21,11 @@ Decisions where the specification leaves a choice:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -111,6 +110,7 @@ class Source:
     id_column: Any
     query: Callable[[dict[str, Any]], sa.Select]
     render: Callable[[list, dict[str, Any], tuple[str, ...]], Lines]  # a batch of rows
+    positional: bool = False  # rows are read by position (the render's own column order), not by name
 
 
 def requester(job: dict[str, Any]) -> Principal:
@@ -184,10 +184,14 @@ def _session_query(job: dict[str, Any]) -> sa.Select:
 
 
 def _measure_query(job: dict[str, Any]) -> sa.Select:
-    # items as the JSON text it is stored as: parsed with orjson in the batch (SQLAlchemy's JSON decoding costs more)
-    columns = (Measure.id, Measure.course_id, Measure.session_id, Measure.instrument, Measure.administered_on,
-               sa.cast(Measure.items, sa.Text).label("items_json"), Measure.total, Measure.severity, Measure.version,
-               *_PATIENT_REF)
+    # The columns app.fhir.templates reads, in its order: the answers as the JSON text they are stored as
+    # (split there, cheaper than parsing), the version as text and the total as a float.
+    named = {"id": Measure.id, "version": sa.cast(Measure.version, sa.String), "course_id": Measure.course_id,
+             "administered_on": Measure.administered_on, "patient_id": Patient.id,
+             "total": sa.cast(Measure.total, sa.Float), "session_id": Measure.session_id,
+             "patient_external_id": Patient.external_id, "instrument": Measure.instrument,
+             "severity": Measure.severity, "items_json": sa.cast(Measure.items, sa.Text)}
+    columns = [named[name].label(name) for name in templates.COLUMNS]
     return (sa.select(*columns).join(Course, Course.id == Measure.course_id)
             .join(Patient, Patient.id == Course.patient_id)
             .where(Measure.organization_id == job["organization_id"], _courses(job), _changed(Measure.created_at, job)))
@@ -223,20 +227,8 @@ def _render_session(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
 
 def _render_measures(rows: list, job: dict, types: tuple[str, ...]) -> Lines:
     # The hot path of a big export: the mapping's own rendering, from templates (app.fhir.templates).
-    responses, observations = "QuestionnaireResponse" in types, "Observation" in types
-    qr_lines, obs_lines = [], []
-    for row in rows:
-        items = row["items_json"]
-        qr, obs = templates.measure_lines(row, None if items is None or items == "null" else orjson.loads(items),
-                                          responses, observations)
-        qr_lines.append(qr)
-        obs_lines.append(obs)
-    lines: Lines = {}
-    if responses:
-        lines["QuestionnaireResponse"] = qr_lines
-    if observations:
-        lines["Observation"] = obs_lines
-    return lines
+    responses, observations = templates.measure_lines(rows, "QuestionnaireResponse" in types, "Observation" in types)
+    return {"QuestionnaireResponse": responses, "Observation": observations}
 
 
 def _each(render: Callable[[dict, dict, tuple[str, ...]], Lines]) -> Callable[[list, dict, tuple[str, ...]], Lines]:
@@ -257,45 +249,56 @@ SOURCES = (
     Source("practitioners", ("Practitioner",), AppUser.id, _practitioner_query, _each(_render_practitioner)),
     Source("courses", ("EpisodeOfCare", "Condition"), Course.id, _course_query, _each(_render_course)),
     Source("sessions", ("Encounter",), TherapySession.id, _session_query, _each(_render_session)),
-    Source("measures", ("QuestionnaireResponse", "Observation"), Measure.id, _measure_query, _render_measures),
+    Source("measures", ("QuestionnaireResponse", "Observation"), Measure.id, _measure_query, _render_measures,
+           positional=True),
 )
 
 
-def _ndjson(lines: list) -> bytes:
-    """Lines (bytes, or str from the templates) as one NDJSON file."""
-    if lines and isinstance(lines[0], str):
-        return ("\n".join(lines) + "\n").encode()
-    return b"\n".join(lines) + b"\n"
-
-
 @dataclass(frozen=True, slots=True)
-class Part:
-    """What one step of a job wrote: NDJSON per type, the position after it, and whether the job is done."""
+class Batch:
+    """One step of a job: up to a batch of one source's rows, the position after them, whether the job is done."""
 
-    files: dict[str, tuple[int, bytes]]
+    source: int  # the index in SOURCES (len(SOURCES) when the job had nothing more to read)
+    rows: Sequence[Any]
     position: dict[str, Any]
     done: bool
 
 
-async def next_part(db: AsyncConnection, job: dict[str, Any], batch: int) -> Part:
-    """Read and render the next batch of the job's current source (moving on to the next source when one ends)."""
+async def next_batch(db: AsyncConnection, job: dict[str, Any], batch: int) -> Batch:
+    """Read the next batch of the job's current source (moving on to the next source when one ends)."""
     position = dict(job["position"] or {"source": 0, "after": ""})
     wanted = tuple(job["types"])
     while position["source"] < len(SOURCES):
-        source = SOURCES[position["source"]]
-        types = tuple(t for t in source.types if t in wanted)
-        if not types:
-            position = {"source": position["source"] + 1, "after": ""}
+        at = position["source"]
+        source = SOURCES[at]
+        if not any(t in wanted for t in source.types):
+            position = {"source": at + 1, "after": ""}
             continue
         query = source.query(job).where(source.id_column > position["after"]).order_by(source.id_column).limit(batch)
-        rows = await Statement(query).mappings(db, {})  # PostgreSQL: the driver's records, no ORM result layer
-        lines = source.render(rows, job, types)
-        files = {t: (len(ls), _ndjson(ls)) for t, ls in lines.items() if ls}
+        statement = Statement(query)  # PostgreSQL: the driver's records, no ORM result layer
+        rows = await (statement.records(db, {}) if source.positional else statement.mappings(db, {}))
         if len(rows) < batch:
-            position = {"source": position["source"] + 1, "after": ""}
-        else:
-            position = {"source": position["source"], "after": rows[-1]["id"]}
+            position = {"source": at + 1, "after": ""}
+        else:  # the id is the first column of every source's query
+            position = {"source": at, "after": rows[-1][0 if source.positional else "id"]}
         done = position["source"] >= len(SOURCES)
-        if files or done:
-            return Part(files, position, done)
-    return Part({}, position, True)
+        if rows or done:
+            return Batch(at, rows, position, done)
+    return Batch(len(SOURCES), (), position, True)
+
+
+def render(batch: Batch, job: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
+    """A batch's resources as one NDJSON file per resource type (only the types asked for): (count, content)."""
+    if not batch.rows:
+        return {}
+    source = SOURCES[batch.source]
+    lines = source.render(batch.rows, job, tuple(t for t in source.types if t in job["types"]))
+    return {t: (len(ls), _ndjson(ls)) for t, ls in lines.items() if ls}
+
+
+def _ndjson(lines: list) -> bytes:
+    """Lines (bytes, or str from the templates) as one NDJSON file."""
+    if isinstance(lines[0], str):
+        lines.append("")  # the file's last newline, without copying the file once more
+        return "\n".join(lines).encode()
+    return b"\n".join(lines) + b"\n"

@@ -85,22 +85,25 @@ class BulkWorker:
         return True
 
     async def _work(self, job: dict) -> None:
-        """Write the job's parts: the next part is read, rendered and compressed while the last one is stored.
+        """Write the job's parts through a pipeline in which reading, rendering, compressing and storing overlap.
 
-        The reading runs ahead (at most two parts) in transactions of its own; each part is stored with
-        the position after it in one transaction that first renews the lease, so whatever stops this
-        worker, the job resumes after the last part stored. PostgreSQL then works on one part while
-        this process renders the next.
+        A reader task reads the next batches (each in a read transaction of its own) while PostgreSQL
+        works and this process renders; compression runs in a thread (ISA-L lets go of the GIL), so
+        it overlaps the next batch's rendering. Each part is stored with the position after it in one
+        transaction that first renews the lease, so whatever stops this worker, the job resumes after
+        the last part stored.
         """
-        ahead: asyncio.Queue = asyncio.Queue(maxsize=2)
-        reader = asyncio.create_task(self._read_ahead(job, ahead))
+        read: asyncio.Queue = asyncio.Queue(maxsize=2)
+        rendered: asyncio.Queue = asyncio.Queue(maxsize=2)
+        stages = [asyncio.create_task(self._read(job, read)), asyncio.create_task(_render(job, read, rendered))]
         written = job["written"]
         try:
             while True:
-                item = await ahead.get()
+                item = await rendered.get()
                 if isinstance(item, BaseException):
                     raise item
-                part, files = item
+                batch, compressing = item
+                files = await compressing
                 async with transaction(self.engine, write=True) as db:
                     if db.dialect.name == "postgresql":
                         # A part and the position after it commit together, so a part lost in a crash is
@@ -111,28 +114,50 @@ class BulkWorker:
                     for resource_type, (count, content) in files.items():
                         await jobs.add_file(db, job["id"], resource_type, count, content)
                     written += sum(count for count, _ in files.values())
-                    await jobs.advance(db, job["id"], part.position, written)
-                    if part.done:
+                    await jobs.advance(db, job["id"], batch.position, written)
+                    if batch.done:
                         await jobs.finish(db, job["id"], self.keep_for)
-                if part.done:
+                if batch.done:
                     return
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            for stage in stages:
+                stage.cancel()
+            await asyncio.gather(*stages, return_exceptions=True)
 
-    async def _read_ahead(self, job: dict, ahead: asyncio.Queue) -> None:
-        """Read, render and compress the job's parts in order onto ``ahead`` (an error goes there too)."""
+    async def _read(self, job: dict, read: asyncio.Queue) -> None:
+        """Read the job's batches in order onto ``read`` (an error goes there too)."""
         position = job["position"]
         try:
             while True:
                 async with transaction(self.engine, write=False) as db:
-                    part = await bulk.next_part(db, {**job, "position": position}, self.batch)
-                files = {t: (count, gzip(content)) for t, (count, content) in part.files.items()}
-                await ahead.put((part, files))
-                if part.done:
+                    batch = await bulk.next_batch(db, {**job, "position": position}, self.batch)
+                await read.put(batch)
+                if batch.done:
                     return
-                position = part.position
+                position = batch.position
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to the writer, which fails the job
-            await ahead.put(exc)
+        except Exception as exc:  # noqa: BLE001 - handed on to the writer, which fails the job
+            await read.put(exc)
+
+
+async def _render(job: dict, read: asyncio.Queue, rendered: asyncio.Queue) -> None:
+    """Render each batch from ``read`` and start compressing it in a thread; hand both on in order."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            batch = await read.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            files = bulk.render(batch, job)
+            await rendered.put((batch, loop.run_in_executor(None, _compressed, files)))
+            if batch.done:
+                return
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed on to the writer, which fails the job
+        await rendered.put(exc)
+
+
+def _compressed(files: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+    return {resource_type: (count, gzip(content)) for resource_type, (count, content) in files.items()}

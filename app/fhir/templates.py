@@ -3,17 +3,19 @@
 A Bulk Data export renders two resources for each of a million measures. ``app.fhir.mapping``
 builds each as dicts and orjson writes them (about 9 us a measure); here the mapping renders one
 prototype per shape of measure (instrument, severity band, number of items, linked to a session or
-not, patient with an EHR identifier or not) with marker values in the variable places, and each
-row's values are put in the markers' places (bytes formatting, about 2 us a measure). The mapping
-stays the one definition of the resources: a change there changes the templates, and a test
-compares the two renderings for every shape.
+not, patient with an EHR identifier or not) with marker values in the variable places, and the
+prototype becomes an f-string over the database row itself: each slot reads its column (or the
+answers, split from their JSON text), so a row costs two f-strings and no intermediate objects.
+The mapping stays the one definition of the resources: a change there changes the templates, and
+a test compares the two renderings for every shape.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import orjson
@@ -23,33 +25,37 @@ from app.core.http import dumps
 from app.fhir import mapping
 from app.instruments.scoring import round2
 
-# Marker values: strings where the mapping copies a string, numbers where it writes a number. A row's
-# values sit in one list in this order (items last), and each template picks its slots from it.
-_TEXT = ("~~id~~", "~~version~~", "~~course~~", "~~date~~", "~~patient~~", "987654321", "~~session~~",
-         "~~external~~", "98765.43")
+# The columns a measure row has, in this order (app.fhir.bulk selects them so): version as text,
+# total as a float, the answers as their JSON text.
+COLUMNS = ("id", "version", "course_id", "administered_on", "patient_id", "total", "session_id",
+           "patient_external_id", "instrument", "severity", "items_json")
+_AT = {name: n for n, name in enumerate(COLUMNS)}
+
+# Marker values: strings where the mapping copies a string, numbers where it writes a number; each
+# marker's Python expression reads the row ``r``, the answers ``i`` or the batch's caches.
+_SLOTS = {"~~id~~": "r[{id}]", "~~version~~": "r[{version}]", "~~course~~": "r[{course_id}]",
+          "~~date~~": "days[r[{administered_on}]]", "~~patient~~": "r[{patient_id}]",
+          "~~session~~": "r[{session_id}]", "~~external~~": "escaped[r[{patient_external_id}]]",
+          "987654321": "int(r[{total}])", "98765.43": "mean(r[{total}])"}
+_SLOTS = {marker: expression.format(**_AT) for marker, expression in _SLOTS.items()}
 _TOTAL_INT, _TOTAL_MEAN, _ITEM_BASE = 987654321, 98765.43, 7770000
 _MARKER = re.compile(r"~~[a-z]+~~|987654321|98765\.43|777\d{4}")
-_INDEX = {marker: n for n, marker in enumerate(_TEXT)}
 
 
-class Template:
-    """A rendered prototype split at its markers: ``fill`` puts a row's values in their places.
+def _mean(total: float) -> str:
+    """A mean item score as the mapping writes it (rounded half-up to 2 places, as orjson writes floats)."""
+    return orjson.dumps(round2(total)).decode()
 
-    ``fill`` is made per template as an f-string over the row's values list (compiled once): no
-    format string is parsed per row, and every literal part is the mapping's own bytes.
-    """
 
-    __slots__ = ("fill",)
-
-    def __init__(self, rendered: bytes) -> None:
-        text = rendered.decode()
-        slots = [_INDEX[m] if m in _INDEX else len(_TEXT) + int(m) - _ITEM_BASE - 1 for m in _MARKER.findall(text)]
-        literals = _MARKER.split(text)
-        body = "".join(_literal(part) + (f"{{v[{slot}]}}" if n < len(slots) else "")
-                       for n, (part, slot) in enumerate(itertools.zip_longest(literals, slots)))
-        namespace: dict[str, Any] = {}
-        exec(f"def fill(v):\n    return f{body!r}", namespace)  # noqa: S102 - the source is built here, from the mapping
-        self.fill: Any = namespace["fill"]
+def template(rendered: bytes) -> Any:
+    """The f-string function ``fill(r, i, escaped, days)`` of a prototype rendering, split at its markers."""
+    text = rendered.decode()
+    slots = [_SLOTS.get(m) or f"i[{int(m) - _ITEM_BASE - 1}]" for m in _MARKER.findall(text)]
+    body = "".join(_literal(part) + (f"{{{slot}}}" if slot else "")
+                   for part, slot in itertools.zip_longest(_MARKER.split(text), slots))
+    namespace: dict[str, Any] = {"mean": _mean}
+    exec(f"def fill(r, i, escaped, days):\n    return f{body!r}", namespace)  # noqa: S102 - built here, from the mapping
+    return namespace["fill"]
 
 
 def _literal(text: str) -> str:
@@ -67,42 +73,57 @@ def _prototype(instrument: str, severity: str, items: int | None, session: bool,
     return {"measure": measure, "patient": patient}
 
 
-_templates: dict[tuple, tuple[Template, Template, bool]] = {}
+_templates: dict[tuple, tuple[Any, Any]] = {}
 
 
-def _templates_for(key: tuple) -> tuple[Template, Template, bool]:
+def _templates_for(key: tuple) -> tuple[Any, Any]:
     found = _templates.get(key)
     if found is None:
         # The response writes a total-only answer as int(total); the Observation a mean as round2(total).
         mean = instruments.get_instrument(key[0]).scoring == "mean"
         answers, score = _prototype(*key, _TOTAL_INT), _prototype(*key, _TOTAL_MEAN if mean else _TOTAL_INT)
-        found = (Template(dumps(mapping.questionnaire_response(answers["measure"], answers["patient"]))),
-                 Template(dumps(mapping.observation(score["measure"], score["patient"]))), mean)
+        found = (template(dumps(mapping.questionnaire_response(answers["measure"], answers["patient"]))),
+                 template(dumps(mapping.observation(score["measure"], score["patient"]))))
         _templates[key] = found
     return found
 
 
-@functools.lru_cache(maxsize=4096)
-def _escaped(text: str) -> str:
-    """A string as it sits between a JSON string's quotes (an EHR identifier may hold anything)."""
-    return orjson.dumps(text)[1:-1].decode()
+class _Escaped(dict):
+    """Strings as they sit between a JSON string's quotes (an EHR identifier may hold anything), each once."""
+
+    def __missing__(self, text: str) -> str:
+        escaped = self[text] = orjson.dumps(text)[1:-1].decode()
+        return escaped
 
 
-@functools.lru_cache(maxsize=4096)
-def _iso(day: Any) -> str:
-    return day if isinstance(day, str) else day.isoformat()
+class _Days(dict):
+    """Dates as ISO text, each once (a date read as text is kept as it is)."""
+
+    def __missing__(self, day: date | str) -> str:
+        text = self[day] = day if isinstance(day, str) else day.isoformat()
+        return text
 
 
-def measure_lines(row: Any, items: list | None, questionnaire_response: bool, observation: bool) -> tuple[str, str]:
-    """A measure row's QuestionnaireResponse and Observation lines ("" for a type not asked for), as the
-    mapping renders them; ``items`` are the row's answers, parsed."""
-    external, session, total = row["patient_external_id"], row["session_id"], row["total"]
-    key = (row["instrument"], row["severity"], None if items is None else len(items), session is not None,
-           external is not None)
-    qr, obs, mean = _templates.get(key) or _templates_for(key)
-    values = [row["id"], row["version"], row["course_id"], _iso(row["administered_on"]), row["patient_id"],
-              int(total), session, None if external is None else _escaped(external),
-              orjson.dumps(round2(total)).decode() if mean else None]
-    if items is not None:
-        values += items
-    return (qr.fill(values) if questionnaire_response else "", obs.fill(values) if observation else "")
+def measure_lines(rows: Sequence[Sequence[Any]], questionnaire_response: bool, observation: bool) -> tuple[list[str], list[str]]:
+    """The rows' QuestionnaireResponse and Observation lines (an empty list for a type not asked for),
+    as the mapping renders them; each row holds COLUMNS in order."""
+    escaped, days, known = _Escaped(), _Days(), _templates.get
+    responses: list[str] = []
+    observations: list[str] = []
+    items_at, instrument_at, severity_at = _AT["items_json"], _AT["instrument"], _AT["severity"]
+    session_at, external_at = _AT["session_id"], _AT["patient_external_id"]
+    for r in rows:
+        text = r[items_at]
+        if text is None or text == "null":
+            items = None
+        else:  # a JSON array of integers, as orjson ("[1,0]") or the json module ("[1, 0]") wrote it
+            inner = text.replace(" ", "")[1:-1]
+            items = inner.split(",") if inner else []
+        key = (r[instrument_at], r[severity_at], None if items is None else len(items), r[session_at] is not None,
+               r[external_at] is not None)
+        qr, obs = known(key) or _templates_for(key)
+        if questionnaire_response:
+            responses.append(qr(r, items, escaped, days))
+        if observation:
+            observations.append(obs(r, items, escaped, days))
+    return responses, observations
