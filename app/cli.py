@@ -89,11 +89,13 @@ def serve(host: str, port: int, workers: int) -> None:
 async def _worker() -> None:
     """Run the audit sealer, the webhook worker and the Bulk Data export worker (each unless turned off) until interrupted."""
     from app.background import housekeeping_loop
+    from app.core.memory import keep_freed_memory
     from app.core.security import SecretBox
     from app.fhir.bulk_worker import BulkWorker
     from app.webhooks.worker import Worker
 
     settings = get_settings()
+    keep_freed_memory()
     async with database() as engine:
         loops = [housekeeping_loop(engine, settings.audit_seal_interval_seconds)]
         if settings.webhook_worker:

@@ -17,6 +17,7 @@ from app.background import housekeeping_loop
 from app.core import handlers, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, refuse_misconfiguration
+from app.core.memory import keep_freed_memory
 from app.core.http import JSON
 from app.core.limits import BodyLimitMiddleware
 from app.core.middleware import RequestIdMiddleware
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        keep_freed_memory()  # and reuse freed memory rather than fault in fresh pages (app.core.memory)
         await refuse_misconfiguration(app.state.engine)
         tasks = []
         if not settings.is_sqlite:

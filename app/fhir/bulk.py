@@ -98,7 +98,8 @@ def _instant(value: str) -> datetime:
 
 
 # sources ----------------------------------------------------------------------------------------
-Lines = dict[str, list]  # NDJSON lines by resource type: bytes (orjson) or str (templates)
+Lines = dict[str, list[bytes]]  # NDJSON lines by resource type (orjson's bytes)
+Files = dict[str, tuple[int, list[bytes]]]  # by resource type: how many resources, and their NDJSON in pieces
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class Source:
     types: tuple[str, ...]
     id_column: Any
     query: Callable[[dict[str, Any]], sa.Select]
-    render: Callable[[list, dict[str, Any], tuple[str, ...]], Lines]  # a batch of rows
+    render: Callable[[Sequence[Any], dict[str, Any], tuple[str, ...]], Files]  # a batch of rows
     positional: bool = False  # rows are read by position (the render's own column order), not by name
 
 
@@ -225,21 +226,21 @@ def _render_session(row: dict, job: dict, types: tuple[str, ...]) -> Lines:
     return {"Encounter": [dumps(mapping.encounter(row, _patient_of(row)))]}
 
 
-def _render_measures(rows: list, job: dict, types: tuple[str, ...]) -> Lines:
+def _render_measures(rows: Sequence[Any], job: dict, types: tuple[str, ...]) -> Files:
     # The hot path of a big export: the mapping's own rendering, from templates (app.fhir.templates).
-    responses, observations = templates.measure_lines(rows, "QuestionnaireResponse" in types, "Observation" in types)
-    return {"QuestionnaireResponse": responses, "Observation": observations}
+    pieces = templates.measure_ndjson(rows, "QuestionnaireResponse" in types, "Observation" in types)
+    return {t: (len(rows), ndjson) for t, ndjson in zip(("QuestionnaireResponse", "Observation"), pieces) if ndjson}
 
 
-def _each(render: Callable[[dict, dict, tuple[str, ...]], Lines]) -> Callable[[list, dict, tuple[str, ...]], Lines]:
+def _each(render: Callable[[dict, dict, tuple[str, ...]], Lines]) -> Callable[[Sequence[Any], dict, tuple[str, ...]], Files]:
     """A batch renderer from a row renderer."""
 
-    def batch(rows: list, job: dict, types: tuple[str, ...]) -> Lines:
+    def batch(rows: Sequence[Any], job: dict, types: tuple[str, ...]) -> Files:
         lines: Lines = {t: [] for t in types}
         for row in rows:
             for resource_type, rendered in render(row, job, types).items():
                 lines[resource_type] += rendered
-        return lines
+        return {t: (len(ls), [b"\n".join(ls) + b"\n"]) for t, ls in lines.items() if ls}
 
     return batch
 
@@ -287,18 +288,9 @@ async def next_batch(db: AsyncConnection, job: dict[str, Any], batch: int) -> Ba
     return Batch(len(SOURCES), (), position, True)
 
 
-def render(batch: Batch, job: dict[str, Any]) -> dict[str, tuple[int, bytes]]:
-    """A batch's resources as one NDJSON file per resource type (only the types asked for): (count, content)."""
+def render(batch: Batch, job: dict[str, Any]) -> Files:
+    """A batch's resources as one NDJSON file per resource type (only the types asked for), in pieces."""
     if not batch.rows:
         return {}
     source = SOURCES[batch.source]
-    lines = source.render(batch.rows, job, tuple(t for t in source.types if t in job["types"]))
-    return {t: (len(ls), _ndjson(ls)) for t, ls in lines.items() if ls}
-
-
-def _ndjson(lines: list) -> bytes:
-    """Lines (bytes, or str from the templates) as one NDJSON file."""
-    if isinstance(lines[0], str):
-        lines.append("")  # the file's last newline, without copying the file once more
-        return "\n".join(lines).encode()
-    return b"\n".join(lines) + b"\n"
+    return source.render(batch.rows, job, tuple(t for t in source.types if t in job["types"]))

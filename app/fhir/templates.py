@@ -39,6 +39,7 @@ _SLOTS = {"~~id~~": "r[{id}]", "~~version~~": "r[{version}]", "~~course~~": "r[{
           "987654321": "int(r[{total}])", "98765.43": "mean(r[{total}])"}
 _SLOTS = {marker: expression.format(**_AT) for marker, expression in _SLOTS.items()}
 _TOTAL_INT, _TOTAL_MEAN, _ITEM_BASE = 987654321, 98765.43, 7770000
+_SLOTS_PER_STRING = 14
 _MARKER = re.compile(r"~~[a-z]+~~|987654321|98765\.43|777\d{4}")
 
 
@@ -51,10 +52,13 @@ def template(rendered: bytes) -> Any:
     """The f-string function ``fill(r, i, escaped, days)`` of a prototype rendering, split at its markers."""
     text = rendered.decode()
     slots = [_SLOTS.get(m) or f"i[{int(m) - _ITEM_BASE - 1}]" for m in _MARKER.findall(text)]
-    body = "".join(_literal(part) + (f"{{{slot}}}" if slot else "")
-                   for part, slot in itertools.zip_longest(_MARKER.split(text), slots))
+    pieces = [_literal(part) + (f"{{{slot}}}" if slot else "")
+              for part, slot in itertools.zip_longest(_MARKER.split(text), slots)]
+    # f-strings of up to 14 slots: CPython builds a longer one through a list, at twice the cost a slot.
+    body = " + ".join("f" + repr("".join(pieces[n:n + _SLOTS_PER_STRING]))
+                      for n in range(0, len(pieces), _SLOTS_PER_STRING))
     namespace: dict[str, Any] = {"mean": _mean}
-    exec(f"def fill(r, i, escaped, days):\n    return f{body!r}", namespace)  # noqa: S102 - built here, from the mapping
+    exec(f"def fill(r, i, escaped, days):\n    return {body}", namespace)  # noqa: S102 - built here, from the mapping
     return namespace["fill"]
 
 
@@ -102,6 +106,26 @@ class _Days(dict):
     def __missing__(self, day: date | str) -> str:
         text = self[day] = day if isinstance(day, str) else day.isoformat()
         return text
+
+
+CHUNK_ROWS = 512  # rows joined into one piece of NDJSON while their lines are still in the CPU's cache
+
+
+def measure_ndjson(rows: Sequence[Sequence[Any]], questionnaire_response: bool, observation: bool) -> tuple[list[bytes], list[bytes]]:
+    """The rows' QuestionnaireResponse and Observation NDJSON, in pieces of CHUNK_ROWS lines each (one a line's end).
+
+    Rendering, joining and encoding a few hundred rows at a time keeps each piece in the cache
+    through all three: a whole part at once (megabytes) went to memory and back at each step.
+    """
+    responses: list[bytes] = []
+    observations: list[bytes] = []
+    for start in range(0, len(rows), CHUNK_ROWS):
+        for pieces, lines in zip((responses, observations),
+                                 measure_lines(rows[start:start + CHUNK_ROWS], questionnaire_response, observation)):
+            if lines:
+                lines.append("")  # the last line's end, without copying the piece once more
+                pieces.append("\n".join(lines).encode())
+    return responses, observations
 
 
 def measure_lines(rows: Sequence[Sequence[Any]], questionnaire_response: bool, observation: bool) -> tuple[list[str], list[str]]:
