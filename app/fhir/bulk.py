@@ -265,8 +265,23 @@ class Batch:
     done: bool
 
 
-async def next_batch(db: AsyncConnection, job: dict[str, Any], batch: int) -> Batch:
-    """Read the next batch of the job's current source (moving on to the next source when one ends)."""
+def _statement(source: Source, job: dict[str, Any], batch: int) -> Statement:
+    """A source's next ``batch`` rows in id order after a given id (bind ``after``).
+
+    The limit is written into the statement: PostgreSQL plans a prepared statement's later runs
+    once for any value of its parameters, and with the limit unknown that plan sorts every row.
+    """
+    query = source.query(job).where(source.id_column > sa.bindparam("after", type_=sa.String))
+    return Statement(query.order_by(source.id_column).limit(batch))
+
+
+async def next_batch(db: AsyncConnection, job: dict[str, Any], batch: int,
+                     statements: dict[int, Statement] | None = None) -> Batch:
+    """Read the next batch of the job's current source (moving on to the next source when one ends).
+
+    ``statements`` keeps each source's statement, compiled once, for the job's next batches.
+    """
+    statements = {} if statements is None else statements
     position = dict(job["position"] or {"source": 0, "after": ""})
     wanted = tuple(job["types"])
     while position["source"] < len(SOURCES):
@@ -275,9 +290,9 @@ async def next_batch(db: AsyncConnection, job: dict[str, Any], batch: int) -> Ba
         if not any(t in wanted for t in source.types):
             position = {"source": at + 1, "after": ""}
             continue
-        query = source.query(job).where(source.id_column > position["after"]).order_by(source.id_column).limit(batch)
-        statement = Statement(query)  # PostgreSQL: the driver's records, no ORM result layer
-        rows = await (statement.records(db, {}) if source.positional else statement.mappings(db, {}))
+        statement = statements.get(at) or statements.setdefault(at, _statement(source, job, batch))
+        params = {"after": position["after"]}  # PostgreSQL: the driver's records, no ORM result layer
+        rows = await (statement.records(db, params) if source.positional else statement.mappings(db, params))
         if len(rows) < batch:
             position = {"source": at + 1, "after": ""}
         else:  # the id is the first column of every source's query

@@ -129,11 +129,11 @@ class BulkWorker:
 
     async def _read(self, job: dict, read: asyncio.Queue) -> None:
         """Read the job's batches in order onto ``read`` (an error goes there too)."""
-        position = job["position"]
+        position, statements = job["position"], {}
         try:
             while True:
                 async with transaction(self.engine, write=False) as db:
-                    batch = await bulk.next_batch(db, {**job, "position": position}, self.batch)
+                    batch = await bulk.next_batch(db, {**job, "position": position}, self.batch, statements)
                 await read.put(batch)
                 if batch.done:
                     return

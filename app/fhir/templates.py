@@ -108,6 +108,8 @@ class _Days(dict):
         return text
 
 
+_escaped, _days = _Escaped(), _Days()  # shared by every batch, emptied when they grow past _CACHED entries
+_CACHED = 100_000
 CHUNK_ROWS = 512  # rows joined into one piece of NDJSON while their lines are still in the CPU's cache
 
 
@@ -131,7 +133,10 @@ def measure_ndjson(rows: Sequence[Sequence[Any]], questionnaire_response: bool, 
 def measure_lines(rows: Sequence[Sequence[Any]], questionnaire_response: bool, observation: bool) -> tuple[list[str], list[str]]:
     """The rows' QuestionnaireResponse and Observation lines (an empty list for a type not asked for),
     as the mapping renders them; each row holds COLUMNS in order."""
-    escaped, days, known = _Escaped(), _Days(), _templates.get
+    for cache in (_escaped, _days):
+        if len(cache) > _CACHED:
+            cache.clear()
+    escaped, days, known = _escaped, _days, _templates.get
     responses: list[str] = []
     observations: list[str] = []
     items_at, instrument_at, severity_at = _AT["items_json"], _AT["instrument"], _AT["severity"]
