@@ -6,8 +6,9 @@ one process, its Bulk Data worker inside it), then, one after the other,
 
   1. the research export: GET /v1/research/measures, streamed, lines counted (bench/export_bench.py);
   2. the Bulk Data export of the same measures: kick off `$export?_type=QuestionnaireResponse,Observation`
-     (Prefer: respond-async), poll the status URL until the manifest, then download every file
-     (Accept: application/fhir+ndjson), counting lines; timed from the kick-off to the last byte;
+     (Prefer: respond-async, allowPartialManifests=true), poll the status URL and follow its manifests,
+     downloading every file as soon as one lists it (Accept: application/fhir+ndjson), counting lines;
+     timed from the kick-off to the last byte;
 
 and print both rates in measures a second, their ratio (target: the Bulk Data export at least half
 the research export's) and the server's peak RSS growth during the Bulk Data export (target: under
@@ -66,31 +67,45 @@ def _count(client: httpx.Client, output: dict) -> tuple[str, int, int, int]:
 
 
 def timed_bulk(base: str, token: str, pid: int, types: str = TYPES) -> dict:
-    """Kick off, poll, download every file: measures a second from the kick-off to the last byte, RSS and CPU."""
+    """Kick off, download every file: measures a second from the kick-off to the last byte, RSS and CPU.
+
+    The client asks for partial manifests (Bulk Data 3.0's allowPartialManifests) and downloads each
+    file as soon as a manifest lists it, DOWNLOADS at a time (as Bulk Data clients do: the SMART
+    reference client's default is 5), gzip-encoded, inflating each with ISA-L to count its lines.
+    """
     headers = {"Authorization": f"Bearer {token}"}
     before_rss, before_cpu = rss_mb(pid), cpu_seconds(pid)
     sampler = RssSampler(pid)
     sampler.start()
     started = time.perf_counter()
-    kicked = httpx.get(f"{base}/fhir/r4/$export", params={"_type": types},
+    kicked = httpx.get(f"{base}/fhir/r4/$export", params={"_type": types, "allowPartialManifests": "true"},
                        headers={**headers, "Prefer": "respond-async", "Accept": "application/fhir+json"})
     if kicked.status_code != 202:
         sampler.stop()
         raise BenchError(f"the kick-off answered {kicked.status_code}: {kicked.text[:300]}")
-    location, polls = kicked.headers["content-location"], 0
-    while (status := httpx.get(location, headers=headers, timeout=60)).status_code == 202:
-        polls += 1
-        time.sleep(0.2)
-    if status.status_code != 200:
-        sampler.stop()
-        raise BenchError(f"the status answered {status.status_code}: {status.text[:300]}")
-    produced = time.perf_counter() - started
-    # The client asks for gzip and downloads DOWNLOADS files at a time (as Bulk Data clients do: the
-    # SMART reference client's default is 5), inflating each with ISA-L to count its lines.
     accept = {**headers, "Accept": "application/fhir+ndjson", "Accept-Encoding": "gzip"}
-    with httpx.Client(headers=accept, timeout=600, limits=httpx.Limits(max_connections=DOWNLOADS)) as client, \
+    url, polls, listed, downloads = kicked.headers["content-location"], 0, set(), []
+    with httpx.Client(headers=accept, timeout=600, limits=httpx.Limits(max_connections=DOWNLOADS + 1)) as client, \
             ThreadPoolExecutor(DOWNLOADS) as pool:
-        counted = list(pool.map(lambda output: _count(client, output), status.json()["output"]))
+        while True:
+            status = client.get(url, headers=headers, timeout=60)
+            if status.status_code not in (200, 202):
+                sampler.stop()
+                raise BenchError(f"the status answered {status.status_code}: {status.text[:300]}")
+            manifest = status.json() if status.headers["content-type"].startswith("application/json") else {}
+            for output in manifest.get("output", []):
+                if output["url"] not in listed:
+                    listed.add(output["url"])
+                    downloads.append(pool.submit(_count, client, output))
+            if manifest.get("link"):
+                url = manifest["link"][0]["url"]
+            elif status.status_code == 200:
+                break
+            else:
+                polls += 1
+                time.sleep(0.2)
+        produced = time.perf_counter() - started
+        counted = [download.result() for download in downloads]
     lines, size, inflated = {}, 0, 0
     for resource_type, count, wire, plain in counted:
         lines[resource_type] = lines.get(resource_type, 0) + count
@@ -98,7 +113,7 @@ def timed_bulk(base: str, token: str, pid: int, types: str = TYPES) -> dict:
     elapsed = time.perf_counter() - started
     peak = sampler.stop()
     measures = max(lines.values(), default=0)
-    return {"measures": measures, "lines": lines, "files": len(status.json()["output"]), "bytes": size, "inflated": inflated,
+    return {"measures": measures, "lines": lines, "files": len(listed), "bytes": size, "inflated": inflated,
             "seconds": elapsed, "produced_seconds": produced, "rate": measures / elapsed, "polls": polls,
             "rss_before_mb": before_rss, "rss_peak_mb": peak, "rss_growth_mb": max(0.0, peak - before_rss),
             "server_cpu_s": cpu_seconds(pid) - before_cpu}
@@ -122,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
             section(f"Bulk Data $export?_type={args.types}: kick-off, poll, download every file")
             bulk = timed_bulk(base, token, process.pid, args.types)
             print(f"{bulk['measures']:,} measures ({bulk['lines']}) in {bulk['files']} files, {bulk['bytes'] / 1e6:,.0f} MB, "
-                  f"in {bulk['seconds']:.2f} s (manifest after {bulk['produced_seconds']:.2f} s): {bulk['rate']:,.0f} "
+                  f"in {bulk['seconds']:.2f} s (last manifest after {bulk['produced_seconds']:.2f} s): {bulk['rate']:,.0f} "
                   f"measures/s; server RSS {bulk['rss_before_mb']:.0f} -> peak {bulk['rss_peak_mb']:.0f} MB; "
                   f"server CPU {bulk['server_cpu_s']:.1f} s")
         if any(bulk["lines"].get(t) != research["rows"] for t in args.types.split(",")):
@@ -146,14 +161,14 @@ Written by `bench/bulk_bench.py`; each run replaces this section only. See bench
 - Versions: {result['versions']}
 - Data: {measures:,} measures in {result['counts']['course']:,} courses, plus a second organization with a tenth as many; seeded by COPY (bench/export_seed.py).
 - Research export: `GET /v1/research/measures` (NDJSON), streamed, lines counted (the second of two runs).
-- Bulk Data: `$export?_type={types}` from kick-off to the last byte of the last file: the worker inside the one `ipt serve` process writes the files into PostgreSQL while the client polls every 0.2 s, then the client downloads the files {DOWNLOADS} at a time, gzip-encoded as stored, inflating each with ISA-L to count its lines.
+- Bulk Data: `$export?_type={types}&allowPartialManifests=true` from kick-off to the last byte of the last file: the worker inside the one `ipt serve` process writes the files into PostgreSQL while the client polls every 0.2 s and follows the manifests, downloading each file as soon as one lists it, {DOWNLOADS} at a time, gzip-encoded as stored, inflating each with ISA-L to count its lines.
 
 | | measures | files | MB | seconds | measures/s |
 |---|---:|---:|---:|---:|---:|
 | research export (streamed NDJSON, one row a measure) | {r['rows']:,} | 1 | {r['bytes'] / 1e6:,.0f} | {r['seconds']:.2f} | {r['rate']:,.0f} |
 | Bulk Data ({types.replace(",", " and ")} a measure; gzip on the wire, {b['inflated'] / 1e6:,.0f} MB inflated) | {b['measures']:,} | {b['files']} | {b['bytes'] / 1e6:,.0f} | {b['seconds']:.2f} | {b['rate']:,.0f} |
 
-The manifest was ready after {b['produced_seconds']:.2f} s; downloading took the rest.
+The last manifest came after {b['produced_seconds']:.2f} s; the downloads still running then took the rest.
 **Bulk Data / research export rate: {result['ratio']:.2f}** (target >= {RATIO_TARGET}: {ratio_ok}).
 **Server peak RSS growth during the Bulk Data export: {b['rss_growth_mb']:.1f} MB** ({b['rss_before_mb']:.0f} MB before, {b['rss_peak_mb']:.0f} MB at the peak; target < {MEMORY_TARGET_MB:.0f} MB: {memory_ok}).
 Server CPU during it: {b['server_cpu_s']:.1f} s ({b['server_cpu_s'] * 1e6 / max(b['measures'], 1):.1f} us per measure).

@@ -27,6 +27,7 @@ class BulkExport(SQLModel, table=True):
     group_id: str | None = Field(default=None, max_length=36)
     types: list[str] = json_field()
     since: datetime | None = timestamp_field()
+    partial_manifests: bool = Field(default=False)  # allowPartialManifests: manifests of the files so far
     request_url: str = Field(max_length=2000)
     transaction_time: datetime = timestamp_field(nullable=False)
     status: str = Field(max_length=16, index=True)  # accepted, in-progress, completed, failed
@@ -48,5 +49,6 @@ class BulkExportFile(SQLModel, table=True):
     export_id: str = Field(foreign_key="bulk_export.id", ondelete="CASCADE", max_length=36, index=True)
     resource_type: str = Field(max_length=40)
     count: int
+    manifest_page: int | None = Field(default=None)  # the manifest (1, 2, ...) that first listed the file
     content: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
     created_at: datetime = created_at_field()

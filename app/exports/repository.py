@@ -66,9 +66,52 @@ async def files(db: AsyncConnection, export_id: str) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def file_content(db: AsyncConnection, export_id: str, file_id: str) -> bytes:
-    """One file's NDJSON, or 404."""
+MANIFEST_FILES = 1_000  # files a partial manifest lists at most
+
+
+async def manifest_page(db: AsyncConnection, export_id: str, page: int) -> tuple[list[dict[str, Any]], bool] | None:
+    """The files of a job's partial manifest ``page`` and whether a next one exists; None if there is no such page.
+
+    A page that has not been returned yet takes the files no page lists (at most MANIFEST_FILES,
+    the oldest first) and keeps them from then on, so a manifest lists the same files every time.
+    A new page is made under a lock of its job (on PostgreSQL a transaction's advisory lock, which
+    neither the worker's lease nor other jobs wait on; SQLite runs one writer at a time anyway), so
+    two requests for the same new page list the same files.
+    """
+    listed = await _listed(db, export_id, page)
+    if not listed:
+        if db.dialect.name == "postgresql":
+            await db.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("ipt.bulk." + export_id, 0))))
+            listed = await _listed(db, export_id, page)  # made meanwhile by the request we waited for
+    if not listed:
+        last = await db.scalar(sa.select(sa.func.max(BulkExportFile.manifest_page)).where(BulkExportFile.export_id == export_id))
+        if page != (last or 0) + 1:
+            return ([], False) if page == 1 else None  # page 1 of a job that wrote nothing yet is empty
+        unlisted = (sa.select(BulkExportFile.id).where(BulkExportFile.export_id == export_id,
+                                                         BulkExportFile.manifest_page.is_(None))
+                    .order_by(BulkExportFile.id).limit(MANIFEST_FILES))
+        ids = list(await db.scalars(unlisted))
+        if ids:
+            await db.execute(sa.update(BulkExportFile).where(BulkExportFile.id.in_(ids)).values(manifest_page=page))
+        listed = await _listed(db, export_id, page)
+        if not listed and page > 1:
+            return None
+    later = sa.or_(BulkExportFile.manifest_page.is_(None), BulkExportFile.manifest_page > page)
+    more = await db.scalar(sa.select(BulkExportFile.id).where(BulkExportFile.export_id == export_id, later).limit(1))
+    return listed, more is not None
+
+
+async def _listed(db: AsyncConnection, export_id: str, page: int) -> list[dict[str, Any]]:
+    query = sa.select(*_FILE_LISTING).where(BulkExportFile.export_id == export_id, BulkExportFile.manifest_page == page)
+    rows = (await db.execute(query.order_by(BulkExportFile.resource_type, BulkExportFile.id))).mappings().all()
+    return [dict(row) for row in rows]
+
+
+async def file_content(db: AsyncConnection, export_id: str, file_id: str, listed_only: bool = False) -> bytes:
+    """One file's NDJSON, or 404 (``listed_only``: unless a returned manifest lists it)."""
     query = sa.select(BulkExportFile.content).where(BulkExportFile.id == file_id, BulkExportFile.export_id == export_id)
+    if listed_only:
+        query = query.where(BulkExportFile.manifest_page.is_not(None))
     content = await db.scalar(query)
     if content is None:
         raise NotFound("No such file in this export.")

@@ -17,6 +17,12 @@ Decisions where the specification leaves a choice:
 - ``transactionTime`` is when the job was accepted: a resource changed after it is left out (the
   next export with ``_since`` = that time gets it), so a long export is not a moving target.
   ``_since`` keeps resources changed at or after it (a measure counts as changed when recorded).
+- ``allowPartialManifests=true`` (Bulk Data 3.0, which 2.0 clients never send): while the job
+  runs, its status URL answers 202 with a manifest of the files written so far, so the client
+  downloads while the rest is written. A manifest, once returned, keeps its files; when more are
+  written it gains a ``link`` to the next manifest (``?page=N``), which takes every file written
+  since (at most MANIFEST_FILES). Once the job is complete its manifests answer 200, the last with
+  no ``link``. Without the parameter a client gets the one manifest when the job is complete.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ COMPARTMENT = ("Patient", "EpisodeOfCare", "Condition", "Encounter", "Questionna
 LEVEL_TYPES = {"system": (*COMPARTMENT, "Practitioner"), "patient": COMPARTMENT, "group": COMPARTMENT,
                "members": COMPARTMENT}  # group: a clinician's caseload; members: a group IPT group's members
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
-KNOWN = ("_type", "_since", "_outputFormat", "_format")
+KNOWN = ("_type", "_since", "_outputFormat", "_format", "allowPartialManifests")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class ExportRequest:
 
     types: tuple[str, ...]
     since: datetime | None
+    partial_manifests: bool = False  # allowPartialManifests (Bulk Data 3.0): manifests while it runs
 
 
 def parse(level: str, params: Mapping[str, str], prefer: str | None) -> ExportRequest:
@@ -83,7 +90,10 @@ def parse(level: str, params: Mapping[str, str], prefer: str | None) -> ExportRe
         types = tuple(t for t in asked if t in allowed)
         if not types:
             raise BadRequest(f"_type names no type this export serves ({', '.join(allowed)}).")
-    return ExportRequest(types, _instant(params["_since"]) if params.get("_since") else None)
+    partial = params.get("allowPartialManifests", "false")
+    if partial not in ("true", "false"):
+        raise BadRequest("allowPartialManifests must be true or false.")
+    return ExportRequest(types, _instant(params["_since"]) if params.get("_since") else None, partial == "true")
 
 
 def _instant(value: str) -> datetime:

@@ -7,8 +7,9 @@ a job, its status and its files are the requester's alone; anyone else gets a 40
 from __future__ import annotations
 
 from email.utils import format_datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Query, Request
 from isal import isal_zlib
 from starlette.responses import Response
 
@@ -36,9 +37,12 @@ KICK_OFF = {202: {"description": "Accepted: poll the Content-Location URL for th
 KICK_OFF[400]["description"] = "No Prefer: respond-async, or a parameter that is wrong or not supported (issue code invalid)."
 STATUS = {200: {"description": "Completed: the manifest of the job's files (application/json, as Bulk Data says).",
                 "model": FhirBulkManifest, "content": {"application/json": {}}},
-          202: {"description": "In progress (X-Progress says how far; retry after Retry-After seconds).",
+          202: {"description": "In progress (X-Progress says how far; retry after Retry-After seconds): an "
+                                "OperationOutcome, or with allowPartialManifests a manifest of the files so far.",
                 "headers": {"X-Progress": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "integer"}}},
-                "model": FhirOperationOutcome, "content": {"application/fhir+json": {}}},
+                "model": FhirOperationOutcome,
+                "content": {"application/fhir+json": {},
+                            "application/json": {"schema": {"$ref": "#/components/schemas/FhirBulkManifest"}}}},
           **outcomes(401, 403, 404, 422, 429, 500, 503)}
 # As the chart: application/octet-stream (the same bytes) is declared too, for generators that know no NDJSON.
 FILE_TYPES = (NDJSON, "application/octet-stream")
@@ -63,6 +67,9 @@ def _parameters(level: str) -> dict:
                     "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"}},
         {"name": "_outputFormat", "in": "query", "required": False,
          "schema": {"type": "string", "enum": list(bulk.OUTPUT_FORMATS)}},
+        {"name": "allowPartialManifests", "in": "query", "required": False,
+         "description": "true: while the export runs, its status answers 202 with a manifest of the files written so far.",
+         "schema": {"type": "boolean", "default": False}},
     ]}
 
 
@@ -94,7 +101,8 @@ async def _kick_off(request: Request, db: Db, principal: Principal, level: str, 
     job = await jobs.create(db, {
         "organization_id": principal.organization_id, "requested_by_type": principal.kind,
         "requested_by_id": principal.id, "whole_organization": principal.sees_whole_organization, "level": level,
-        "group_id": group_id, "types": list(wanted.types), "since": wanted.since, "request_url": str(request.url)[:2000],
+        "group_id": group_id, "types": list(wanted.types), "since": wanted.since,
+        "partial_manifests": wanted.partial_manifests, "request_url": str(request.url)[:2000],
         "transaction_time": utcnow(),
     })
     audit.note(resource_type="bulk_export", resource_id=job["id"], level=level, types=list(wanted.types))
@@ -128,23 +136,42 @@ async def _job(db: Db, principal: Principal, export_id: str) -> dict:
 
 
 @router.get("/bulk/{export_id}", responses=STATUS)
-async def export_status(export_id: str, request: Request, db: Db, principal: ClinicalReader) -> FhirJSON:
-    """An export's status: 202 while it runs, the manifest when complete, an OperationOutcome if it failed."""
+async def export_status(export_id: str, request: Request, db: Db, principal: ClinicalReader,
+                        page: Annotated[int, Query(ge=1, le=1_000_000, description="A partial manifest's number "
+                                                   "(allowPartialManifests: its link to the next one)")] = 1) -> FhirJSON:
+    """An export's status: 202 while it runs, the manifest when complete, an OperationOutcome if it failed.
+
+    With allowPartialManifests, 202 carries a manifest of the files written so far once there are any.
+    """
     job = await _job(db, principal, export_id)
     if job["status"] == "failed":
         return FhirJSON({"resourceType": "OperationOutcome", "issue": [
             {"severity": "error", "code": "exception", "details": {"text": job["error"] or "The export failed."}}]},
             status_code=500)
-    if job["status"] != "completed":
-        progress = f"{job['status']}: {job['written']} resources written"
-        return FhirJSON(_information(progress), status_code=202,
-                        headers={"X-Progress": progress, "Retry-After": str(RETRY_AFTER_SECONDS)})
+    completed = job["status"] == "completed"
+    progress = f"{job['status']}: {job['written']} resources written"
+    in_progress = {"X-Progress": progress, "Retry-After": str(RETRY_AFTER_SECONDS)}
+    if job["partial_manifests"]:
+        found = await jobs.manifest_page(db, export_id, page)
+        if found is None:
+            raise NotFound("No such manifest of this export.")
+        files, more = found
+    elif page != 1:
+        raise NotFound("No such manifest of this export (it did not ask for allowPartialManifests).")
+    else:
+        files, more = (await jobs.files(db, export_id) if completed else []), False
+    if not completed and not files:
+        return FhirJSON(_information(progress), status_code=202, headers=in_progress)
     base = base_url(request)
     output = [{"type": f["resource_type"], "url": f"{base}/bulk/{export_id}/files/{f['id']}", "count": f["count"]}
-              for f in await jobs.files(db, export_id)]
-    audit.note(files=len(output))
+              for f in files]
+    audit.note(files=len(output), page=page)
     manifest = {"transactionTime": rfc3339(job["transaction_time"]), "request": job["request_url"],
                 "requiresAccessToken": True, "output": output, "error": []}
+    if more:
+        manifest["link"] = [{"relation": "next", "url": f"{base}/bulk/{export_id}?page={page + 1}"}]
+    if not completed:
+        return FhirJSON(manifest, status_code=202, media_type="application/json", headers=in_progress)
     expires = format_datetime(as_utc(job["expires_at"]), usegmt=True)
     return FhirJSON(manifest, media_type="application/json", headers={"Expires": expires})
 
@@ -162,9 +189,11 @@ async def cancel_export(export_id: str, db: Db, principal: ClinicalReader) -> Fh
 async def export_file(export_id: str, file_id: str, request: Request, db: Db, principal: ClinicalReader) -> Response:
     """One NDJSON file of a completed export."""
     job = await _job(db, principal, export_id)
-    if job["status"] != "completed":
+    # A running job's files are served once a partial manifest has listed them (allowPartialManifests).
+    listed_only = job["status"] != "completed"
+    if listed_only and not job["partial_manifests"]:
         raise NotFound("No such file in this export.")
-    content = await jobs.file_content(db, export_id, file_id)  # one gzip member (app.fhir.bulk_worker)
+    content = await jobs.file_content(db, export_id, file_id, listed_only)  # one gzip member (app.fhir.bulk_worker)
     audit.note(action="export", file=file_id)
     media_type = negotiate(request.headers.get("accept"), FILE_TYPES)
     headers = {"Cache-Control": "no-store", "Vary": "Accept, Accept-Encoding"}

@@ -118,14 +118,22 @@ class FhirBulkOutput(BaseModel):
     count: int
 
 
+class FhirBulkLink(BaseModel):
+    """A partial manifest's link to the next one (Bulk Data 3.0, allowPartialManifests)."""
+
+    relation: Literal["next"]
+    url: str
+
+
 class FhirBulkManifest(BaseModel):
-    """The Bulk Data Access 2.0 completion manifest."""
+    """The Bulk Data Access 2.0 completion manifest (and, with allowPartialManifests, a partial one with a link)."""
 
     transactionTime: str
     request: str
     requiresAccessToken: bool
     output: list[FhirBulkOutput]
     error: list[FhirBulkOutput]
+    link: list[FhirBulkLink] | None = None
 
 
 class FhirIssue(BaseModel):

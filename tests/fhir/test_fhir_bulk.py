@@ -119,6 +119,7 @@ async def test_type_and_since_narrow_the_export(app, client, world):
     ({"_since": "yesterday"}, "respond-async", "_since"),
     ({"_outputFormat": "text/csv"}, "respond-async", "_outputFormat"),
     ({"_typeFilter": "Observation?code=x"}, "respond-async", "_typeFilter"),
+    ({"allowPartialManifests": "yes"}, "respond-async", "allowPartialManifests"),
 ])
 async def test_a_kick_off_the_server_cannot_honour_is_a_400_operation_outcome(client, world, params, prefer, needle):
     headers = {**world.ehr.headers, **({"Prefer": prefer} if prefer else {})}

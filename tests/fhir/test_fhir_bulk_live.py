@@ -129,3 +129,44 @@ async def test_any_api_process_answers_for_a_job_another_accepted(fresh):
             file_url = output["url"].replace(first, second)
             response = httpx.get(file_url, headers={**world.ehr.headers, "Accept": "application/fhir+ndjson"})
             assert response.status_code == 200 and len(response.text.splitlines()) == output["count"]
+
+
+def follow_partial_manifests(status_url: str, headers: dict) -> tuple[dict[str, list[str]], int]:
+    """A Bulk Data 3.0 client: download each manifest's files as soon as it lists them, follow its link, poll
+    a manifest with no link until it has one or answers 200. The ids by type, and the files downloaded early."""
+    seen: dict[str, list[str]] = {}
+    downloaded, early, url = set(), 0, status_url
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "the export did not finish within 120 s"
+        response = httpx.get(url, headers=headers)
+        assert response.status_code in (200, 202), response.text
+        manifest = response.json() if response.headers["content-type"].startswith("application/json") else {}
+        for output in manifest.get("output", []):
+            if output["url"] not in downloaded:
+                downloaded.add(output["url"])
+                early += response.status_code == 202
+                lines = httpx.get(output["url"], headers={**headers, "Accept": "application/fhir+ndjson"}).text.splitlines()
+                assert len(lines) == output["count"]
+                seen.setdefault(output["type"], []).extend(json.loads(line)["id"] for line in lines)
+        if manifest.get("link"):
+            url = manifest["link"][0]["url"]
+        elif response.status_code == 200:
+            return seen, early
+        else:
+            time.sleep(0.05)
+
+
+async def test_a_partial_manifest_client_downloads_while_the_export_runs_and_gets_every_row_once(fresh):
+    url, app, world, client = fresh
+    secret = app.state.settings.secret_key
+    recorded = await record_course(client, world)
+    measure_ids = await _copy_measures(app, recorded.course["id"], EXTRA_MEASURES)
+    with live_server(url, secret, IPT_BULK_EXPORT_WORKER="true", IPT_BULK_EXPORT_BATCH="25") as base:
+        kicked = httpx.get(f"{base}/fhir/r4/$export", headers={**world.ehr.headers, **ASYNC},
+                           params={"_type": "QuestionnaireResponse,Observation", "allowPartialManifests": "true"})
+        assert kicked.status_code == 202, kicked.text
+        seen, early = follow_partial_manifests(kicked.headers["content-location"], world.ehr.headers)
+    assert early > 0  # files came before the export was complete
+    assert sorted(seen["QuestionnaireResponse"]) == sorted(measure_ids)  # each once: none missing, none twice
+    assert sorted(seen["Observation"]) == sorted(f"{m}-total" for m in measure_ids)
