@@ -79,10 +79,9 @@ async def manifest_page(db: AsyncConnection, export_id: str, page: int) -> tuple
     two requests for the same new page list the same files.
     """
     listed = await _listed(db, export_id, page)
-    if not listed:
-        if db.dialect.name == "postgresql":
-            await db.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("ipt.bulk." + export_id, 0))))
-            listed = await _listed(db, export_id, page)  # made meanwhile by the request we waited for
+    if not listed and db.dialect.name == "postgresql":
+        await db.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended("ipt.bulk." + export_id, 0))))
+        listed = await _listed(db, export_id, page)  # made meanwhile by the request we waited for
     if not listed:
         last = await db.scalar(sa.select(sa.func.max(BulkExportFile.manifest_page)).where(BulkExportFile.export_id == export_id))
         if page != (last or 0) + 1:
