@@ -97,7 +97,7 @@ class BulkWorker:
         the last part stored.
         """
         read: asyncio.Queue = asyncio.Queue(maxsize=2)
-        rendered: asyncio.Queue = asyncio.Queue(maxsize=2)
+        rendered: asyncio.Queue = asyncio.Queue(maxsize=1)  # each holds a part in full, before compression
         stages = [asyncio.create_task(self._read(job, read)), asyncio.create_task(_render(job, read, rendered))]
         written = job["written"]
         try:
