@@ -32,12 +32,13 @@ COLUMNS = ("id", "version", "course_id", "administered_on", "patient_id", "total
 _AT = {name: n for n, name in enumerate(COLUMNS)}
 
 # Marker values: strings where the mapping copies a string, numbers where it writes a number; each
-# marker's Python expression reads the row ``r``, the answers ``i`` or the batch's caches.
+# marker's Python expression reads the row ``r``, the answers ``i``, or a local the fill function
+# looks up once for both resources (``d``: the date as text, ``e``: the EHR identifier escaped).
 _SLOTS = {"~~id~~": "r[{id}]", "~~version~~": "r[{version}]", "~~course~~": "r[{course_id}]",
-          "~~date~~": "days[r[{administered_on}]]", "~~patient~~": "r[{patient_id}]",
-          "~~session~~": "r[{session_id}]", "~~external~~": "escaped[r[{patient_external_id}]]",
-          "987654321": "int(r[{total}])", "98765.43": "mean(r[{total}])"}
+          "~~date~~": "d", "~~patient~~": "r[{patient_id}]", "~~session~~": "r[{session_id}]",
+          "~~external~~": "e", "987654321": "int(r[{total}])", "98765.43": "mean(r[{total}])"}
 _SLOTS = {marker: expression.format(**_AT) for marker, expression in _SLOTS.items()}
+_LOCALS = {"d": f"days[r[{_AT['administered_on']}]]", "e": f"escaped[r[{_AT['patient_external_id']}]]"}
 _TOTAL_INT, _TOTAL_MEAN, _ITEM_BASE = 987654321, 98765.43, 7770000
 _SLOTS_PER_STRING = 14
 _MARKER = re.compile(r"~~[a-z]+~~|987654321|98765\.43|777\d{4}")
@@ -48,17 +49,26 @@ def _mean(total: float) -> str:
     return orjson.dumps(round2(total)).decode()
 
 
-def template(rendered: bytes) -> Any:
-    """The f-string function ``fill(r, i, escaped, days)`` of a prototype rendering, split at its markers."""
+def _expression(rendered: bytes) -> str:
+    """The f-string expression of a prototype rendering, split at its markers."""
     text = rendered.decode()
     slots = [_SLOTS.get(m) or f"i[{int(m) - _ITEM_BASE - 1}]" for m in _MARKER.findall(text)]
     pieces = [_literal(part) + (f"{{{slot}}}" if slot else "")
               for part, slot in itertools.zip_longest(_MARKER.split(text), slots)]
     # f-strings of up to 14 slots: CPython builds a longer one through a list, at twice the cost a slot.
-    body = " + ".join("f" + repr("".join(pieces[n:n + _SLOTS_PER_STRING]))
+    return " + ".join("f" + repr("".join(pieces[n:n + _SLOTS_PER_STRING]))
                       for n in range(0, len(pieces), _SLOTS_PER_STRING))
+
+
+def template(*renderings: bytes) -> Any:
+    """``fill(r, i, escaped, days)``: a row's line of each prototype rendering (a tuple of them when several)."""
+    expressions = [_expression(rendered) for rendered in renderings]
+    used = "".join(expressions)
+    source = ["def fill(r, i, escaped, days):"]
+    source += [f"    {name} = {lookup}" for name, lookup in _LOCALS.items() if f"{{{name}}}" in used]
+    source.append(f"    return {', '.join(expressions)}")
     namespace: dict[str, Any] = {"mean": _mean}
-    exec(f"def fill(r, i, escaped, days):\n    return {body}", namespace)  # noqa: S102 - built here, from the mapping
+    exec("\n".join(source), namespace)  # noqa: S102 - built here, from the mapping
     return namespace["fill"]
 
 
@@ -77,17 +87,19 @@ def _prototype(instrument: str, severity: str, items: int | None, session: bool,
     return {"measure": measure, "patient": patient}
 
 
-_templates: dict[tuple, tuple[Any, Any]] = {}
+_templates: dict[tuple, tuple[Any, Any, Any]] = {}
 
 
-def _templates_for(key: tuple) -> tuple[Any, Any]:
+def _templates_for(key: tuple) -> tuple[Any, Any, Any]:
+    """A shape's fill functions: both resources' lines, the QuestionnaireResponse's alone, the Observation's alone."""
     found = _templates.get(key)
     if found is None:
         # The response writes a total-only answer as int(total); the Observation a mean as round2(total).
         mean = instruments.get_instrument(key[0]).scoring == "mean"
         answers, score = _prototype(*key, _TOTAL_INT), _prototype(*key, _TOTAL_MEAN if mean else _TOTAL_INT)
-        found = (template(dumps(mapping.questionnaire_response(answers["measure"], answers["patient"]))),
-                 template(dumps(mapping.observation(score["measure"], score["patient"]))))
+        response = dumps(mapping.questionnaire_response(answers["measure"], answers["patient"]))
+        observation = dumps(mapping.observation(score["measure"], score["patient"]))
+        found = (template(response, observation), template(response), template(observation))
         _templates[key] = found
     return found
 
@@ -139,6 +151,10 @@ def measure_lines(rows: Sequence[Sequence[Any]], questionnaire_response: bool, o
     escaped, days, known = _escaped, _days, _templates.get
     responses: list[str] = []
     observations: list[str] = []
+    if not (questionnaire_response or observation):
+        return responses, observations
+    both = questionnaire_response and observation
+    which, alone = (0, None) if both else (1, responses) if questionnaire_response else (2, observations)
     items_at, instrument_at, severity_at = _AT["items_json"], _AT["instrument"], _AT["severity"]
     session_at, external_at = _AT["session_id"], _AT["patient_external_id"]
     for r in rows:
@@ -150,9 +166,11 @@ def measure_lines(rows: Sequence[Sequence[Any]], questionnaire_response: bool, o
             items = inner.split(",") if inner else []
         key = (r[instrument_at], r[severity_at], None if items is None else len(items), r[session_at] is not None,
                r[external_at] is not None)
-        qr, obs = known(key) or _templates_for(key)
-        if questionnaire_response:
-            responses.append(qr(r, items, escaped, days))
-        if observation:
-            observations.append(obs(r, items, escaped, days))
+        fill = (known(key) or _templates_for(key))[which]
+        if both:
+            response, score = fill(r, items, escaped, days)
+            responses.append(response)
+            observations.append(score)
+        else:
+            alone.append(fill(r, items, escaped, days))
     return responses, observations

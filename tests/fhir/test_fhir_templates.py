@@ -58,7 +58,8 @@ def test_a_batch_renders_each_row_in_order_and_only_the_types_asked_for():
     assert observations == [] and [json.loads(line)["questionnaire"].rsplit("/", 1)[1] for line in responses] == ["phq-9", "gad-7"]
     assert [a["answer"][0]["valueInteger"] for a in json.loads(responses[0])["item"]] == [1, 2, 3, 0, 1, 2, 3, 0, 1]
     responses, observations = templates.measure_lines(rows, False, True)
-    assert responses == [] and len(observations) == 2
+    assert responses == [] and [json.loads(line)["resourceType"] for line in observations] == ["Observation"] * 2
+    assert templates.measure_lines(rows, False, False) == ([], [])
 
 
 def test_an_empty_answer_list_renders_as_the_mapping_does():
