@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import NotFound
-from app.core.ids import as_utc, new_id, utcnow
+from app.core.fastsql import Statement, insert_row
+from app.core.ids import as_utc, utcnow
 from app.core.models import new_row
 from app.exports.models import BulkExport, BulkExportFile
 
@@ -136,23 +137,30 @@ async def claim(db: AsyncConnection, owner: str, lease: timedelta) -> dict[str, 
     return dict((await db.execute(sa.select(BulkExport).where(BulkExport.id == export_id))).mappings().one())
 
 
+# A part's statements, compiled once (app.core.fastsql): a big export stores hundreds of parts.
+_HOLD = Statement(sa.update(BulkExport).where(
+    BulkExport.id == sa.bindparam("b_id"), BulkExport.lease_owner == sa.bindparam("b_owner"),
+    BulkExport.status == "in-progress").values(leased_until=sa.bindparam("leased_until")).returning(BulkExport.id))
+_INSERT_FILE = insert_row(BulkExportFile)
+_ADVANCE = Statement(sa.update(BulkExport).where(BulkExport.id == sa.bindparam("b_id")).values(
+    position=sa.bindparam("position", type_=sa.JSON), written=sa.bindparam("written")))
+
+
 async def hold(db: AsyncConnection, export_id: str, owner: str, lease: timedelta) -> bool:
     """Renew the lease, locking the job's row for this transaction; False if the job is gone or not ours."""
-    renewed = await db.execute(sa.update(BulkExport).where(
-        BulkExport.id == export_id, BulkExport.lease_owner == owner, BulkExport.status == "in-progress",
-    ).values(leased_until=utcnow() + lease))
-    return renewed.rowcount == 1
+    renewed = await _HOLD.rows(db, {"b_id": export_id, "b_owner": owner, "leased_until": utcnow() + lease})
+    return len(renewed) == 1
 
 
 async def add_file(db: AsyncConnection, export_id: str, resource_type: str, count: int, content: bytes) -> None:
     """Store one NDJSON part."""
-    await db.execute(sa.insert(BulkExportFile).values(id=new_id(), export_id=export_id, resource_type=resource_type,
-                                                      count=count, content=content, created_at=utcnow()))
+    await _INSERT_FILE.execute(db, new_row(BulkExportFile, {"export_id": export_id, "resource_type": resource_type,
+                                                            "count": count, "content": content}))
 
 
 async def advance(db: AsyncConnection, export_id: str, position: dict, written: int) -> None:
     """Save where the job has got to (with the parts of the same transaction)."""
-    await db.execute(sa.update(BulkExport).where(BulkExport.id == export_id).values(position=position, written=written))
+    await _ADVANCE.execute(db, {"b_id": export_id, "position": position, "written": written})
 
 
 async def finish(db: AsyncConnection, export_id: str, keep_for: timedelta, error: str | None = None) -> None:
